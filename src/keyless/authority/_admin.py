@@ -1,0 +1,359 @@
+"""Directory administration: the operations behind the admin API, trust files and the CLI.
+
+Validation follows Microsoft Graph (FIC names, one audience, 600-character fields, 20 credentials
+per app by default). Every write refreshes the in-process directory at once; other nodes see it
+within the cache poll interval.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from keyless.authority._directory import DirectoryCache
+from keyless.authority._secrets import generate_secret, hash_secret
+from keyless.authority._signing import KeyManager
+from keyless.authority.model import (
+    FIC_AUDIENCE_DEFAULT,
+    Application,
+    AppRole,
+    AppRoleAssignment,
+    Certificate,
+    ClientSecret,
+    FederatedIdentityCredential,
+    SigningAlg,
+    SigningKeyRecord,
+    Tenant,
+    new_id,
+    valid_fic_name,
+)
+from keyless.authority.store import Store
+from keyless.errors import ConfigurationError, NotFound
+from keyless.jose import load_certificate, x5t_sha1, x5t_sha256
+
+__all__ = ["DirectoryAdmin", "NewSecret"]
+
+MAX_FIELD = 600
+SECRET_DEFAULT_LIFETIME = 2 * 365 * 86400
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewSecret:
+    """A freshly created client secret: ``value`` is shown once and never stored."""
+
+    credential: ClientSecret
+    value: str
+
+
+def _invalid(*problems: str) -> ConfigurationError:
+    return ConfigurationError(list(problems))
+
+
+class DirectoryAdmin:
+    def __init__(
+        self,
+        store: Store,
+        keys: KeyManager,
+        cache: DirectoryCache | None,
+        *,
+        key_publish_delay: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self._keys = keys
+        self._cache = cache
+        self._publish_delay = key_publish_delay
+        self._clock = clock
+
+    def _changed(self) -> None:
+        if self._cache is not None:
+            self._cache.refresh()
+
+    # -- tenants ----------------------------------------------------------------------------------
+    def create_tenant(
+        self,
+        display_name: str,
+        *,
+        tenant_id: str | None = None,
+        domains: Sequence[str] = (),
+        signing_alg: SigningAlg = "RS256",
+        detailed_errors: bool = False,
+        max_fics_per_app: int = 20,
+    ) -> Tenant:
+        problems = [f"domain {d!r} is not a DNS name" for d in domains if "." not in d or " " in d]
+        if not display_name.strip():
+            problems.append("displayName is required")
+        if problems:
+            raise _invalid(*problems)
+        now = self._clock()
+        tenant = self.store.create_tenant(
+            Tenant(
+                id=(tenant_id or new_id()).lower(),
+                display_name=display_name,
+                domains=tuple(d.lower() for d in domains),
+                signing_alg=signing_alg,
+                detailed_errors=detailed_errors,
+                max_fics_per_app=max_fics_per_app,
+                created_at=now,
+            )
+        )
+        self._keys.ensure_key(tenant.id, signing_alg, now=now)
+        self._changed()
+        return tenant
+
+    def update_tenant(self, tenant: Tenant) -> Tenant:
+        updated = self.store.update_tenant(tenant)
+        self._keys.ensure_key(updated.id, updated.signing_alg, now=self._clock())
+        self._changed()
+        return updated
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        self.store.delete_tenant(self.store.get_tenant(tenant_id).id)
+        self._changed()
+
+    # -- applications -----------------------------------------------------------------------------
+    def create_application(
+        self,
+        tenant_id: str,
+        display_name: str,
+        *,
+        app_id: str | None = None,
+        identifier_uris: Sequence[str] = (),
+        app_roles: Sequence[AppRole] = (),
+        requested_access_token_version: Literal[1, 2] | None = None,
+        app_role_assignment_required: bool = False,
+    ) -> Application:
+        tenant = self.store.get_tenant(tenant_id)
+        _check_roles(app_roles)
+        app = self.store.create_application(
+            Application(
+                object_id=new_id(),
+                app_id=(app_id or new_id()).lower(),
+                tenant_id=tenant.id,
+                display_name=display_name,
+                identifier_uris=tuple(identifier_uris),
+                app_roles=tuple(app_roles),
+                requested_access_token_version=requested_access_token_version,
+                app_role_assignment_required=app_role_assignment_required,
+                created_at=self._clock(),
+            )
+        )
+        self._changed()
+        return app
+
+    def find_application(self, tenant_id: str, ref: str) -> Application:
+        """An application by objectId, appId or displayName (unique) within a tenant."""
+        tenant = self.store.get_tenant(tenant_id)
+        apps = self.store.list_applications(tenant.id)
+        low = ref.lower()
+        for app in apps:
+            if low in (app.object_id, app.app_id):
+                return app
+        named = [a for a in apps if a.display_name == ref]
+        if len(named) == 1:
+            return named[0]
+        raise NotFound(f"no application {ref!r} in tenant {tenant.id}")
+
+    def update_application(self, app: Application) -> Application:
+        _check_roles(app.app_roles)
+        updated = self.store.update_application(app)
+        self._changed()
+        return updated
+
+    def delete_application(self, object_id: str) -> None:
+        self.store.delete_application(object_id)
+        self._changed()
+
+    # -- role assignments ----------------------------------------------------------------------------
+    def assign_role(self, client: Application, resource: Application, role: str) -> AppRoleAssignment:
+        """Grant ``client`` the app role ``role`` (value or id) of ``resource``."""
+        match = [r for r in resource.app_roles if role in (r.value, r.id)]
+        if not match:
+            raise NotFound(f"application {resource.display_name!r} has no app role {role!r}")
+        if "Application" not in match[0].allowed_member_types:
+            raise _invalid(f"app role {role!r} does not allow Application members")
+        assignment = self.store.create_role_assignment(
+            AppRoleAssignment(
+                id=new_id(),
+                tenant_id=resource.tenant_id,
+                principal_id=client.service_principal_id,
+                resource_id=resource.service_principal_id,
+                app_role_id=match[0].id,
+                created_at=self._clock(),
+            )
+        )
+        self._changed()
+        return assignment
+
+    def unassign_role(self, assignment_id: str) -> None:
+        self.store.delete_role_assignment(assignment_id)
+        self._changed()
+
+    # -- credentials ------------------------------------------------------------------------------------
+    def add_secret(
+        self,
+        app: Application,
+        display_name: str = "",
+        *,
+        value: str | None = None,
+        lifetime: int = SECRET_DEFAULT_LIFETIME,
+    ) -> NewSecret:
+        """Create a client secret (or register a given ``value``, e.g. from an environment variable)."""
+        secret_value = value or generate_secret()
+        digest, salt = hash_secret(secret_value)
+        now = self._clock()
+        credential = self.store.add_secret(
+            ClientSecret(
+                key_id=new_id(),
+                application_id=app.object_id,
+                display_name=display_name,
+                hint=secret_value[:3],
+                secret_hash=digest,
+                salt=salt,
+                start=now,
+                end=now + lifetime,
+            )
+        )
+        self._changed()
+        return NewSecret(credential, secret_value)
+
+    def remove_secret(self, app: Application, key_id: str) -> None:
+        self.store.delete_secret(app.object_id, key_id)
+        self._changed()
+
+    def add_certificate(
+        self, app: Application, cert_pem_or_der: bytes | str, display_name: str = ""
+    ) -> Certificate:
+        try:
+            cert = load_certificate(cert_pem_or_der)
+        except ValueError as exc:
+            raise _invalid(f"not a PEM or DER certificate: {exc}") from None
+        der = cert.public_bytes(Encoding.DER)
+        credential = self.store.add_certificate(
+            Certificate(
+                key_id=new_id(),
+                application_id=app.object_id,
+                display_name=display_name or cert.subject.rfc4514_string(),
+                cert_der=der,
+                thumbprint_sha1=x5t_sha1(der),
+                thumbprint_sha256=x5t_sha256(der),
+                start=cert.not_valid_before_utc.timestamp(),
+                end=cert.not_valid_after_utc.timestamp(),
+            )
+        )
+        self._changed()
+        return credential
+
+    def remove_certificate(self, app: Application, key_id: str) -> None:
+        self.store.delete_certificate(app.object_id, key_id)
+        self._changed()
+
+    # -- federated identity credentials ---------------------------------------------------------------
+    def create_fic(
+        self,
+        app: Application,
+        *,
+        name: str,
+        issuer: str,
+        subject: str,
+        audiences: Sequence[str] = (FIC_AUDIENCE_DEFAULT,),
+        description: str | None = None,
+    ) -> FederatedIdentityCredential:
+        fic = FederatedIdentityCredential(
+            id=new_id(),
+            application_id=app.object_id,
+            name=name,
+            issuer=issuer,
+            subject=subject,
+            audiences=tuple(audiences),
+            description=description,
+            created_at=self._clock(),
+        )
+        check_fic(fic)
+        tenant = self.store.get_tenant(app.tenant_id)
+        if len(self.store.list_fics(app.object_id)) >= tenant.max_fics_per_app:
+            raise _invalid(
+                f"application {app.display_name!r} already has {tenant.max_fics_per_app} federated identity "
+                "credentials (the limit per application)"
+            )
+        created = self.store.create_fic(fic)
+        self._changed()
+        return created
+
+    def find_fic(self, app: Application, ref: str) -> FederatedIdentityCredential:
+        for fic in self.store.list_fics(app.object_id):
+            if ref in (fic.id, fic.name):
+                return fic
+        raise NotFound(f"application {app.display_name!r} has no federated identity credential {ref!r}")
+
+    def update_fic(self, fic: FederatedIdentityCredential) -> FederatedIdentityCredential:
+        check_fic(fic)
+        updated = self.store.update_fic(fic)
+        self._changed()
+        return updated
+
+    def delete_fic(self, app: Application, ref: str) -> None:
+        self.store.delete_fic(app.object_id, self.find_fic(app, ref).id)
+        self._changed()
+
+    # -- signing keys -------------------------------------------------------------------------------------
+    def signing_keys(self, tenant_id: str) -> list[SigningKeyRecord]:
+        return self.store.list_signing_keys(self.store.get_tenant(tenant_id).id)
+
+    def rotate_keys(self, tenant_id: str, *, publish_delay: int | None = None) -> SigningKeyRecord:
+        """Add a key that is published now and signs after the publish delay."""
+        tenant = self.store.get_tenant(tenant_id)
+        delay = self._publish_delay if publish_delay is None else publish_delay
+        record = self._keys.rotate(tenant.id, tenant.signing_alg, now=self._clock(), publish_delay=delay)
+        self.housekeeping()
+        return record
+
+    def housekeeping(self) -> int:
+        """Promote, retire and delete signing keys as time requires; drop expired one-time records."""
+        now = self._clock()
+        changes = self._keys.tick((t.id for t in self.store.list_tenants()), now=now)
+        self.store.collect_garbage(now)
+        if changes:
+            self._changed()
+        return changes
+
+
+def check_fic(fic: FederatedIdentityCredential) -> None:
+    """Graph's rules for a federated identity credential, every problem at once."""
+    problems = []
+    if not valid_fic_name(fic.name):
+        problems.append(
+            f"name {fic.name!r} must be 3-120 characters of letters, digits, '-' and '_', starting with a "
+            "letter or digit"
+        )
+    if len(fic.audiences) != 1:
+        problems.append("Federated identity credentials must have exactly one audience.")
+    for field, value in (
+        ("issuer", fic.issuer),
+        ("subject", fic.subject),
+        *(("audience", a) for a in fic.audiences),
+    ):
+        if not value:
+            problems.append(f"{field} is required")
+        elif len(value) > MAX_FIELD:
+            problems.append(f"{field} is longer than {MAX_FIELD} characters")
+    if fic.description is not None and len(fic.description) > MAX_FIELD:
+        problems.append(f"description is longer than {MAX_FIELD} characters")
+    if fic.issuer and not fic.issuer.startswith(("https://", "http://")):
+        problems.append(f"issuer {fic.issuer!r} must be an OIDC issuer URL (https://...)")
+    if problems:
+        raise _invalid(*problems)
+
+
+def _check_roles(roles: Sequence[AppRole]) -> None:
+    values = [r.value for r in roles]
+    ids = [r.id for r in roles]
+    problems = [f"app role value {v!r} is used twice" for v in set(values) if values.count(v) > 1]
+    problems += [f"app role id {i!r} is used twice" for i in set(ids) if ids.count(i) > 1]
+    problems += [f"app role value {v!r} may not contain spaces" for v in values if not v or " " in v]
+    if problems:
+        raise _invalid(*problems)

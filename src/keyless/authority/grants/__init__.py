@@ -1,0 +1,1 @@
+"""Grant types of the token endpoint (client_credentials)."""

@@ -1,0 +1,175 @@
+"""The authority's domain model, with Microsoft Graph's names in mind.
+
+Plain frozen dataclasses: the store persists them, the directory snapshot indexes them, the admin
+API maps them to Graph-shaped JSON. ``version`` is the compare-and-swap counter a store bumps on
+every update. Times are POSIX seconds (``float``), always UTC.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+__all__ = [
+    "FIC_AUDIENCE_DEFAULT",
+    "AdminKey",
+    "AppRole",
+    "AppRoleAssignment",
+    "Application",
+    "Certificate",
+    "ClientSecret",
+    "FederatedIdentityCredential",
+    "KeyState",
+    "SigningKeyRecord",
+    "Tenant",
+    "new_id",
+]
+
+FIC_AUDIENCE_DEFAULT = "api://AzureADTokenExchange"
+
+SigningAlg = Literal["RS256", "ES256"]
+TokenVersion = Literal[1, 2]
+
+_FIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,119}$")
+
+
+def new_id() -> str:
+    """A fresh lower-case GUID, as Entra uses for ids."""
+    return str(uuid.uuid4())
+
+
+def valid_fic_name(name: str) -> bool:
+    """Graph's rule: 3-120 characters, alphanumerics, '-' and '_', starting alphanumeric."""
+    return bool(_FIC_NAME.match(name))
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    display_name: str
+    domains: tuple[str, ...] = ()
+    signing_alg: SigningAlg = "RS256"
+    # Adds the exact mismatch to error_description (issue 6); off by default like Entra.
+    detailed_errors: bool = False
+    # Entra's limit of 20 federated credentials per application, configurable per tenant.
+    max_fics_per_app: int = 20
+    created_at: float = 0.0
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AppRole:
+    id: str
+    value: str
+    display_name: str = ""
+    description: str = ""
+    allowed_member_types: tuple[str, ...] = ("Application",)
+    is_enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    """An app registration together with its service principal in the same tenant."""
+
+    object_id: str
+    app_id: str
+    tenant_id: str
+    display_name: str
+    identifier_uris: tuple[str, ...] = ()
+    app_roles: tuple[AppRole, ...] = ()
+    requested_access_token_version: TokenVersion | None = None
+    service_principal_id: str = field(default_factory=new_id)
+    app_role_assignment_required: bool = False
+    created_at: float = 0.0
+    version: int = 1
+
+    @property
+    def token_version(self) -> TokenVersion:
+        """Graph's ``null`` means v1, as in Entra."""
+        return self.requested_access_token_version or 1
+
+
+@dataclass(frozen=True, slots=True)
+class AppRoleAssignment:
+    """Client service principal ``principal_id`` holds role ``app_role_id`` on resource ``resource_id``."""
+
+    id: str
+    tenant_id: str
+    principal_id: str
+    resource_id: str
+    app_role_id: str
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecret:
+    """A password credential. Only a salted hash is kept; the value is shown once at creation."""
+
+    key_id: str
+    application_id: str  # object id of the application
+    display_name: str
+    hint: str  # first three characters, as Entra shows them
+    secret_hash: bytes
+    salt: bytes
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """A key credential: a public certificate the app signs client assertions with."""
+
+    key_id: str
+    application_id: str
+    display_name: str
+    cert_der: bytes
+    thumbprint_sha1: str  # base64url, as in a JWS x5t header
+    thumbprint_sha256: str  # base64url, as in x5t#S256
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class FederatedIdentityCredential:
+    id: str
+    application_id: str
+    name: str
+    issuer: str
+    subject: str
+    audiences: tuple[str, ...] = (FIC_AUDIENCE_DEFAULT,)
+    description: str | None = None
+    created_at: float = 0.0
+    version: int = 1
+
+
+class KeyState(StrEnum):
+    PENDING = "pending"  # published in the JWKS, not yet signing
+    ACTIVE = "active"  # signs new tokens
+    RETIRED = "retired"  # published until every token it signed has expired
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRecord:
+    kid: str
+    tenant_id: str
+    alg: SigningAlg
+    private_key_encrypted: bytes  # sealed with the key-encryption key
+    cert_der: bytes  # self-signed certificate for x5c / x5t
+    state: KeyState
+    created_at: float
+    activates_at: float
+    retired_at: float | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AdminKey:
+    """A bearer credential for the admin API; only its hash is kept."""
+
+    id: str
+    display_name: str
+    key_hash: bytes
+    created_at: float

@@ -1,0 +1,414 @@
+"""``SqlStore``: the ``Store`` protocol over SQLAlchemy, for SQLite and PostgreSQL.
+
+Every write runs in one transaction that also bumps ``meta.revision``; updates are
+compare-and-swap on ``version``; database constraint violations become ``AlreadyExists`` (unique)
+or ``NotFound`` (missing parent). Row <-> object translation lives in ``_mapping``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, RowMapping, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.sql.dml import ReturningInsert
+
+from keyless.authority.model import (
+    AdminKey,
+    Application,
+    AppRoleAssignment,
+    Certificate,
+    ClientSecret,
+    FederatedIdentityCredential,
+    SigningKeyRecord,
+    Tenant,
+)
+from keyless.authority.store import _mapping as m
+from keyless.authority.store._tables import (
+    admin_keys,
+    applications,
+    certificates,
+    client_secrets,
+    federated_identity_credentials,
+    meta,
+    one_time_use,
+    role_assignments,
+    signing_keys,
+    tenant_domains,
+    tenants,
+)
+from keyless.errors import AlreadyExists, ConfigurationError, Conflict, NotFound, StorageError
+
+__all__ = ["SqlStore", "create_store_engine"]
+
+T = TypeVar("T")
+Versioned = TypeVar("Versioned", Tenant, Application, FederatedIdentityCredential, SigningKeyRecord)
+
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# SQLite extended result codes (sqlite3.SQLITE_CONSTRAINT_*), and PostgreSQL SQLSTATEs.
+_SQLITE_UNIQUE = {1555, 2067}  # PRIMARYKEY, UNIQUE
+_SQLITE_FOREIGN_KEY = 787
+_PG_UNIQUE = "23505"
+_PG_FOREIGN_KEY = "23503"
+
+
+# -- engines -------------------------------------------------------------------------------------
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for ``url`` set up the way ``SqlStore`` needs (SQLite pragmas, pool checks)."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")  # the driver keyless depends on
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    in_memory = parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed)
+    engine = create_engine(
+        parsed,
+        connect_args={"check_same_thread": False},
+        # One shared connection, or every checkout would see its own empty in-memory database.
+        poolclass=StaticPool if in_memory else None,
+    )
+    enable_sqlite_pragmas(engine)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def enable_sqlite_pragmas(engine: Engine) -> None:
+    """Turn on foreign keys, WAL and a busy timeout for every new connection of ``engine``."""
+    if not event.contains(engine, "connect", _on_sqlite_connect):
+        event.listen(engine, "connect", _on_sqlite_connect)
+
+
+# -- error translation ---------------------------------------------------------------------------
+
+
+def _constraint_kind(exc: IntegrityError) -> str:
+    """``unique``, ``foreign_key`` or ``other``, from the driver's error code."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    sqlite_code = getattr(exc.orig, "sqlite_errorcode", None)
+    if sqlstate == _PG_UNIQUE or sqlite_code in _SQLITE_UNIQUE:
+        return "unique"
+    if sqlstate == _PG_FOREIGN_KEY or sqlite_code == _SQLITE_FOREIGN_KEY:
+        return "foreign_key"
+    return "other"
+
+
+def _translate(exc: IntegrityError, subject: str) -> StorageError | IntegrityError:
+    kind = _constraint_kind(exc)
+    if kind == "unique":
+        return AlreadyExists(f"{subject} clashes with an existing one (same id or unique key)")
+    if kind == "foreign_key":
+        return NotFound(f"{subject} refers to a tenant or application that does not exist")
+    return exc
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+
+class SqlStore:
+    """The authority's store on a SQLAlchemy ``Engine`` (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        dialect = engine.dialect.name
+        if dialect not in SUPPORTED_DIALECTS:
+            raise ConfigurationError(f"unsupported database {dialect!r}; use SQLite or PostgreSQL")
+        if dialect == "sqlite":
+            enable_sqlite_pragmas(engine)
+        self._engine = engine
+
+    @classmethod
+    def from_url(cls, url: str, *, migrate: bool = True) -> SqlStore:
+        """A store on ``url``; ``migrate`` brings the schema up to date first."""
+        engine = create_store_engine(url)
+        if migrate:
+            from keyless.authority.store._migrate import upgrade_to_head  # imports this module
+
+            upgrade_to_head(engine)
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, subject: str) -> Iterator[Connection]:
+        """One write transaction that bumps the revision on success."""
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+                conn.execute(update(meta).values(revision=meta.c.revision + 1))
+        except IntegrityError as exc:
+            raise _translate(exc, subject) from exc
+
+    def _rows(
+        self, table: Table, *where: ColumnElement[bool], order_by: Sequence[Any] = ()
+    ) -> list[RowMapping]:
+        with self._engine.connect() as conn:
+            query = select(table).where(*where).order_by(*order_by)
+            return list(conn.execute(query).mappings())
+
+    def _list(
+        self,
+        table: Table,
+        convert: Callable[[m.Row], T],
+        *where: ColumnElement[bool],
+        order_by: Sequence[Any] = (),
+    ) -> list[T]:
+        return [convert(row) for row in self._rows(table, *where, order_by=order_by)]
+
+    def _one(self, table: Table, convert: Callable[[m.Row], T], *where: Any) -> T:
+        rows = self._rows(table, *where)
+        if not rows:
+            raise NotFound(f"no such row in {table.name}")
+        return convert(rows[0])
+
+    def _insert(self, table: Table, values: dict[str, Any], subject: str) -> None:
+        with self._writing(subject) as conn:
+            conn.execute(insert(table).values(values))
+
+    def _delete(self, table: Table, *where: ColumnElement[bool], subject: str) -> None:
+        with self._writing(subject) as conn:
+            if conn.execute(delete(table).where(*where)).rowcount == 0:
+                raise NotFound(f"{subject} does not exist")
+
+    @staticmethod
+    def _swap(conn: Connection, table: Table, key: str, new: Versioned, values: dict[str, Any]) -> Versioned:
+        """Write ``values`` if the stored version is still ``new.version``; return it bumped."""
+        key_column = table.c[key]
+        key_value = values.pop(key)
+        values["version"] = new.version + 1
+        matching = (key_column == key_value, table.c.version == new.version)
+        if conn.execute(update(table).where(*matching).values(values)).rowcount == 0:
+            exists = conn.execute(select(key_column).where(key_column == key_value)).first()
+            if exists is None:
+                raise NotFound(f"no such row in {table.name}")
+            raise Conflict(f"{table.name} row changed since version {new.version}; re-read it")
+        return dataclasses.replace(new, version=new.version + 1)
+
+    def _update(self, table: Table, key: str, new: Versioned, values: dict[str, Any]) -> Versioned:
+        with self._writing(f"{table.name} row") as conn:
+            return self._swap(conn, table, key, new, values)
+
+    # -- tenants ---------------------------------------------------------------------------------
+
+    def create_tenant(self, tenant: Tenant) -> Tenant:
+        with self._writing(f"tenant {tenant.id}") as conn:
+            conn.execute(insert(tenants).values(m.tenant_row(tenant)))
+            self._insert_domains(conn, tenant)
+        return tenant
+
+    @staticmethod
+    def _insert_domains(conn: Connection, tenant: Tenant) -> None:
+        rows = m.domain_rows(tenant)
+        if rows:
+            conn.execute(insert(tenant_domains), rows)
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        """By GUID, or by any of the tenant's domains (case-insensitively)."""
+        owner_of_domain = (
+            select(tenant_domains.c.tenant_id)
+            .where(tenant_domains.c.domain == tenant_id.lower())
+            .scalar_subquery()
+        )
+        by_id_or_domain = or_(
+            tenants.c.id.in_([tenant_id, tenant_id.lower()]), tenants.c.id == owner_of_domain
+        )
+        return self._one(tenants, m.tenant_from, by_id_or_domain)
+
+    def list_tenants(self) -> list[Tenant]:
+        return self._list(tenants, m.tenant_from, order_by=(tenants.c.created_at, tenants.c.id))
+
+    def update_tenant(self, tenant: Tenant) -> Tenant:
+        with self._writing(f"tenant {tenant.id}") as conn:
+            updated = self._swap(conn, tenants, "id", tenant, m.tenant_row(tenant))
+            conn.execute(delete(tenant_domains).where(tenant_domains.c.tenant_id == tenant.id))
+            self._insert_domains(conn, tenant)
+        return updated
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        self._delete(tenants, tenants.c.id == tenant_id, subject=f"tenant {tenant_id}")
+
+    # -- applications ----------------------------------------------------------------------------
+
+    def create_application(self, app: Application) -> Application:
+        self._insert(applications, m.application_row(app), f"application {app.object_id}")
+        return app
+
+    def get_application(self, object_id: str) -> Application:
+        return self._one(applications, m.application_from, applications.c.object_id == object_id)
+
+    def list_applications(self, tenant_id: str) -> list[Application]:
+        order = (applications.c.created_at, applications.c.object_id)
+        in_tenant = applications.c.tenant_id == tenant_id
+        return self._list(applications, m.application_from, in_tenant, order_by=order)
+
+    def update_application(self, app: Application) -> Application:
+        return self._update(applications, "object_id", app, m.application_row(app))
+
+    def delete_application(self, object_id: str) -> None:
+        subject = f"application {object_id}"
+        self._delete(applications, applications.c.object_id == object_id, subject=subject)
+
+    # -- app role assignments --------------------------------------------------------------------
+
+    def create_role_assignment(self, assignment: AppRoleAssignment) -> AppRoleAssignment:
+        subject = f"role assignment {assignment.id}"
+        self._insert(role_assignments, m.assignment_row(assignment), subject)
+        return assignment
+
+    def list_role_assignments(self, tenant_id: str) -> list[AppRoleAssignment]:
+        order = (role_assignments.c.created_at, role_assignments.c.id)
+        in_tenant = role_assignments.c.tenant_id == tenant_id
+        return self._list(role_assignments, m.assignment_from, in_tenant, order_by=order)
+
+    def delete_role_assignment(self, assignment_id: str) -> None:
+        subject = f"role assignment {assignment_id}"
+        self._delete(role_assignments, role_assignments.c.id == assignment_id, subject=subject)
+
+    # -- client secrets and certificates ---------------------------------------------------------
+
+    def add_secret(self, secret: ClientSecret) -> ClientSecret:
+        self._insert(client_secrets, m.secret_row(secret), f"client secret {secret.key_id}")
+        return secret
+
+    def list_secrets(self, application_id: str) -> list[ClientSecret]:
+        order = (client_secrets.c.start_at, client_secrets.c.key_id)
+        of_app = client_secrets.c.application_id == application_id
+        return self._list(client_secrets, m.secret_from, of_app, order_by=order)
+
+    def delete_secret(self, application_id: str, key_id: str) -> None:
+        where = (client_secrets.c.application_id == application_id, client_secrets.c.key_id == key_id)
+        self._delete(client_secrets, *where, subject=f"client secret {key_id}")
+
+    def add_certificate(self, cert: Certificate) -> Certificate:
+        self._insert(certificates, m.certificate_row(cert), f"certificate {cert.key_id}")
+        return cert
+
+    def list_certificates(self, application_id: str) -> list[Certificate]:
+        order = (certificates.c.start_at, certificates.c.key_id)
+        of_app = certificates.c.application_id == application_id
+        return self._list(certificates, m.certificate_from, of_app, order_by=order)
+
+    def delete_certificate(self, application_id: str, key_id: str) -> None:
+        where = (certificates.c.application_id == application_id, certificates.c.key_id == key_id)
+        self._delete(certificates, *where, subject=f"certificate {key_id}")
+
+    # -- federated identity credentials ----------------------------------------------------------
+
+    def create_fic(self, fic: FederatedIdentityCredential) -> FederatedIdentityCredential:
+        subject = f"federated credential {fic.name!r}"
+        self._insert(federated_identity_credentials, m.fic_row(fic), subject)
+        return fic
+
+    def list_fics(self, application_id: str) -> list[FederatedIdentityCredential]:
+        fics = federated_identity_credentials
+        order = (fics.c.created_at, fics.c.id)
+        return self._list(fics, m.fic_from, fics.c.application_id == application_id, order_by=order)
+
+    def update_fic(self, fic: FederatedIdentityCredential) -> FederatedIdentityCredential:
+        return self._update(federated_identity_credentials, "id", fic, m.fic_row(fic))
+
+    def delete_fic(self, application_id: str, fic_id: str) -> None:
+        fics = federated_identity_credentials
+        where = (fics.c.application_id == application_id, fics.c.id == fic_id)
+        self._delete(fics, *where, subject=f"federated credential {fic_id}")
+
+    # -- signing keys ----------------------------------------------------------------------------
+
+    def add_signing_key(self, key: SigningKeyRecord) -> SigningKeyRecord:
+        self._insert(signing_keys, m.signing_key_row(key), f"signing key {key.kid}")
+        return key
+
+    def list_signing_keys(self, tenant_id: str) -> list[SigningKeyRecord]:
+        order = (signing_keys.c.created_at, signing_keys.c.kid)
+        in_tenant = signing_keys.c.tenant_id == tenant_id
+        return self._list(signing_keys, m.signing_key_from, in_tenant, order_by=order)
+
+    def update_signing_key(self, key: SigningKeyRecord) -> SigningKeyRecord:
+        return self._update(signing_keys, "kid", key, m.signing_key_row(key))
+
+    def delete_signing_key(self, kid: str) -> None:
+        self._delete(signing_keys, signing_keys.c.kid == kid, subject=f"signing key {kid}")
+
+    # -- admin credentials -----------------------------------------------------------------------
+
+    def add_admin_key(self, key: AdminKey) -> AdminKey:
+        self._insert(admin_keys, m.admin_key_row(key), f"admin key {key.id}")
+        return key
+
+    def list_admin_keys(self) -> list[AdminKey]:
+        order = (admin_keys.c.created_at, admin_keys.c.id)
+        return self._list(admin_keys, m.admin_key_from, order_by=order)
+
+    # -- one-time use and housekeeping -----------------------------------------------------------
+    # These are not directory writes: they leave the revision alone so caches are not reloaded.
+
+    def use_once(self, key: str, expires_at: float) -> bool:
+        """Claim ``key`` atomically: a new key, or one whose previous claim has expired, wins."""
+        claim = self._claim_statement(key, expires_at, now=time.time())
+        with self._engine.begin() as conn:
+            return conn.execute(claim).first() is not None
+
+    def _claim_statement(self, key: str, expires_at: float, now: float) -> ReturningInsert[tuple[str]]:
+        """INSERT the key, or take over its row only if that row has expired (one statement).
+
+        A row comes back (RETURNING) only when this call claimed the key.
+        """
+        previous_claim_expired = one_time_use.c.expires_at <= now
+        if self._engine.dialect.name == "postgresql":
+            pg = postgresql.insert(one_time_use).values(key=key, expires_at=expires_at)
+            return pg.on_conflict_do_update(
+                index_elements=[one_time_use.c.key],
+                set_={"expires_at": pg.excluded.expires_at},
+                where=previous_claim_expired,
+            ).returning(one_time_use.c.key)
+        lite = sqlite.insert(one_time_use).values(key=key, expires_at=expires_at)
+        return lite.on_conflict_do_update(
+            index_elements=[one_time_use.c.key],
+            set_={"expires_at": lite.excluded.expires_at},
+            where=previous_claim_expired,
+        ).returning(one_time_use.c.key)
+
+    def revision(self) -> int:
+        with self._engine.connect() as conn:
+            value = conn.execute(select(meta.c.revision).where(meta.c.id == 1)).scalar()
+        return int(value or 0)
+
+    def collect_garbage(self, now: float) -> int:
+        with self._engine.begin() as conn:
+            expired = delete(one_time_use).where(one_time_use.c.expires_at <= now)
+            return conn.execute(expired).rowcount
+
+    def close(self) -> None:
+        self._engine.dispose()

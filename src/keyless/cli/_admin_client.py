@@ -1,0 +1,68 @@
+"""Reaching a running authority's admin API: the local one is found from the data directory
+(its URL, admin key and CA); a remote one from ``--url`` and ``--admin-key`` (or environment)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from keyless.authority._runtime import ADMIN_KEY_FILE
+from keyless.config import load_authority_settings
+from keyless.errors import ConfigurationError, TransportError
+
+__all__ = ["AdminClient", "connect"]
+
+
+@dataclass
+class AdminClient:
+    base_url: str
+    http: httpx.Client
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = f"{self.base_url}/admin/v1.0{path}"
+        try:
+            response = self.http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise TransportError(
+                f"cannot reach the authority at {self.base_url} ({exc.__class__.__name__}); "
+                "is `keyless serve` running? Pass --url for a remote one."
+            ) from None
+        if response.status_code == 401:
+            raise ConfigurationError("the admin key was refused: pass --admin-key or set KEYLESS_ADMIN_KEY")
+        if response.status_code >= 400:
+            raise TransportError(
+                f"{method} {path} failed ({response.status_code}): {_message(response)}", retryable=False
+            )
+        return response.json() if response.content else None
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error", {})
+    except ValueError:
+        return response.text[:200]
+    if isinstance(error, dict):
+        details = "; ".join(d.get("message", "") for d in error.get("details", []) if isinstance(d, dict))
+        return str(error.get("message", "")) + (f" ({details})" if details else "")
+    return str(error)
+
+
+def connect(url: str | None, admin_key: str | None, data_dir: Path | None) -> AdminClient:
+    settings = load_authority_settings(**({"data_dir": data_dir} if data_dir else {}))
+    base = (url or os.environ.get("KEYLESS_URL") or settings.base_url).rstrip("/")
+    key = admin_key or os.environ.get("KEYLESS_ADMIN_KEY")
+    key_file = settings.data_dir / ADMIN_KEY_FILE
+    if not key and key_file.exists():
+        key = key_file.read_text().strip()
+    if not key:
+        raise ConfigurationError(
+            f"no admin key: pass --admin-key, set KEYLESS_ADMIN_KEY, or run where {key_file} exists"
+        )
+    ca = settings.data_dir / "tls" / "ca.pem"
+    verify: str | bool = str(ca) if ca.exists() and url is None else True
+    http = httpx.Client(headers={"Authorization": f"Bearer {key}"}, verify=verify, timeout=30)
+    return AdminClient(base, http)

@@ -1,0 +1,78 @@
+"""``keyless keys``: list and rotate a tenant's signing keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from keyless.cli._admin_client import connect
+
+app = typer.Typer(help="Signing keys of a tenant.", no_args_is_help=True)
+console = Console()
+
+_URL = typer.Option(None, "--url", help="Authority base URL [env KEYLESS_URL; default: the local one].")
+_KEY = typer.Option(
+    None, "--admin-key", help="Admin key [env KEYLESS_ADMIN_KEY; default: DATA_DIR/admin.key]."
+)
+_DATA = typer.Option(None, "--data-dir", help="Data directory of the local authority.")
+_JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+@app.command("list")
+def list_keys(
+    tenant: str = typer.Argument(..., help="Tenant GUID or domain."),
+    url: str = _URL,
+    admin_key: str = _KEY,
+    data_dir: Path = _DATA,
+    as_json: bool = _JSON,
+) -> None:
+    """Show the tenant's published keys and which one signs.
+
+    Example: keyless keys list contoso.example
+    """
+    keys = connect(url, admin_key, data_dir).request("GET", f"/tenants/{tenant}/signingKeys")["value"]
+    if as_json:
+        typer.echo(json.dumps(keys, indent=2))
+        return
+    table = Table("kid", "alg", "state", "created", "activates", "retired")
+    for key in keys:
+        table.add_row(
+            key["kid"],
+            key["alg"],
+            key["state"],
+            key["createdDateTime"],
+            key["activatesDateTime"],
+            key.get("retiredDateTime") or "",
+        )
+    console.print(table)
+
+
+@app.command("rotate")
+def rotate(
+    tenant: str = typer.Argument(..., help="Tenant GUID or domain."),
+    publish_delay: int = typer.Option(
+        None, "--publish-delay", help="Seconds the new key is published before it signs."
+    ),
+    url: str = _URL,
+    admin_key: str = _KEY,
+    data_dir: Path = _DATA,
+    as_json: bool = _JSON,
+) -> None:
+    """Add a signing key: published at once, signing after the publish delay.
+
+    Example: keyless keys rotate contoso.example --publish-delay 0
+    """
+    body = {} if publish_delay is None else {"publishDelaySeconds": publish_delay}
+    key = connect(url, admin_key, data_dir).request(
+        "POST", f"/tenants/{tenant}/signingKeys/rotate", json=body
+    )
+    if as_json:
+        typer.echo(json.dumps(key, indent=2))
+        return
+    console.print(
+        f"new key [bold]{key['kid']}[/] ({key['alg']}): {key['state']}, signs from {key['activatesDateTime']}"
+    )

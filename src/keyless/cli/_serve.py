@@ -1,0 +1,134 @@
+"""``keyless serve``: the token service over HTTPS, seeded from a trust file if given."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from pathlib import Path
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from keyless.authority._runtime import ADMIN_KEY_FILE, Authority
+from keyless.authority.http.app import create_app
+from keyless.authority.tls import TLSFiles, ensure_local_tls, trust_instructions, user_tls
+from keyless.config import AuthoritySettings, load_authority_settings
+from keyless.errors import ConfigurationError
+
+HELP = """Run the token service (HTTPS by default, SQLite in the data directory).
+
+Examples:
+
+  keyless serve                                 # https://localhost:8443, data in ./.keyless
+
+  keyless serve --trust examples/trust.yaml     # seed tenants, apps and trusts first
+
+  KEYLESS_DATABASE_URL=postgresql+psycopg://u@db/keyless keyless serve --workers 2
+"""
+
+console = Console(stderr=True)
+
+
+def _tls(settings: AuthoritySettings) -> TLSFiles | None:
+    if not settings.tls:
+        return None
+    if settings.tls_cert and settings.tls_key:
+        return user_tls(settings.tls_cert, settings.tls_key)
+    host = settings.base_url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+    names = sorted({"localhost", "127.0.0.1", "::1", host, settings.host} - {"0.0.0.0", "::"})  # noqa: S104
+    return ensure_local_tls(settings.data_dir, names)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigurationError(
+                f"port {port} on {host} is busy: pick another with --port (or KEYLESS_PORT)"
+            ) from None
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def _export_environment(settings: AuthoritySettings) -> None:
+    """Worker processes read their settings from the environment."""
+    for name, value in (
+        ("KEYLESS_DATA_DIR", str(settings.data_dir.resolve())),
+        ("KEYLESS_PORT", str(settings.port)),
+        ("KEYLESS_HOST", settings.host),
+        ("KEYLESS_PUBLIC_URL", settings.base_url),
+        ("KEYLESS_TLS", "true" if settings.tls else "false"),
+    ):
+        os.environ[name] = value
+
+
+def serve(
+    host: str = typer.Option(None, help="Address to listen on [env KEYLESS_HOST; default 127.0.0.1]."),
+    port: int = typer.Option(None, help="Port [env KEYLESS_PORT; default 8443]."),
+    data_dir: Path = typer.Option(None, help="Data directory [env KEYLESS_DATA_DIR; default ./.keyless]."),
+    trust: Path = typer.Option(None, "--trust", "-t", help="Apply this trust file at start (idempotent)."),
+    workers: int = typer.Option(None, help="Server processes [env KEYLESS_WORKERS; default 1]."),
+    public_url: str = typer.Option(None, help="Base URL clients use [env KEYLESS_PUBLIC_URL]."),
+    dev: bool = typer.Option(False, "--dev", help="Development mode (allows http issuers on loopback)."),
+) -> None:
+    overrides = {
+        k: v
+        for k, v in {
+            "host": host,
+            "port": port,
+            "data_dir": data_dir,
+            "workers": workers,
+            "public_url": public_url,
+        }.items()
+        if v is not None
+    }
+    if dev:
+        overrides.update(dev_mode=True, allow_http_loopback_issuers=True)
+    settings = load_authority_settings(**overrides)
+    sock = _bind(settings.host, settings.port)
+    tls = _tls(settings)
+    authority = Authority.open(settings)
+    if trust is not None:
+        from keyless.authority._trustfile import apply, load_trust_file
+
+        changes = apply(authority.admin, load_trust_file(trust))
+        console.print(f"trust file {trust}: {len(changes.changes)} change(s) applied")
+    _announce(settings, tls)
+    ssl = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
+    if settings.workers == 1:
+        config = uvicorn.Config(create_app(authority), log_level=settings.log_level, **ssl)  # type: ignore[arg-type]
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    authority.store.close()
+    _export_environment(settings)
+    uvicorn.run(
+        "keyless.authority.http.app:app_from_env",
+        factory=True,
+        fd=sock.fileno(),
+        workers=settings.workers,
+        log_level=settings.log_level,
+        **ssl,  # type: ignore[arg-type]
+    )
+
+
+def _announce(settings: AuthoritySettings, tls: TLSFiles | None) -> None:
+    base = settings.base_url
+    console.print(
+        f"[bold green]keyless authority[/] at {base}  (listening on {settings.host}:{settings.port})"
+    )
+    console.print(f"  v2 token endpoint:  {base}/<tenant>/oauth2/v2.0/token", highlight=False)
+    console.print(
+        f"  v2 discovery:       {base}/<tenant>/v2.0/.well-known/openid-configuration", highlight=False
+    )
+    console.print(f"  admin API:          {base}/admin/docs", highlight=False)
+    console.print(f"  admin key:          {settings.data_dir / ADMIN_KEY_FILE}", highlight=False)
+    if tls is not None and tls.ca_cert is not None:
+        console.print("To trust its certificate:")
+        console.print(trust_instructions(tls), highlight=False, markup=False)

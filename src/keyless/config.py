@@ -1,0 +1,128 @@
+"""Typed settings for each service, defaults in one place, environment prefix ``KEYLESS_``.
+
+Every problem is reported at once at start-up (``ConfigurationError.problems``), and settings that
+only make sense on a developer's machine produce loud warnings (``development_warnings``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from keyless.errors import ConfigurationError
+
+__all__ = ["AuthoritySettings", "load_authority_settings"]
+
+
+class AuthoritySettings(BaseSettings):
+    """Settings of the token service (``keyless serve``)."""
+
+    model_config = SettingsConfigDict(env_prefix="KEYLESS_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(Path(".keyless"), description="Where the database, keys and TLS files live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite in the data directory. postgresql+psycopg://..."
+    )
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8443, ge=0, le=65535, description="Port to listen on.")
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients use (issuers and endpoints derive from it). Default: https://localhost:PORT",
+    )
+    tls: bool = Field(True, description="Serve HTTPS (every Microsoft client requires it).")
+    tls_cert: Path | None = Field(None, description="Server certificate chain (PEM); default: a local CA's.")
+    tls_key: Path | None = Field(None, description="Server private key (PEM).")
+    kek: SecretStr | None = Field(
+        None, description="Key-encryption key, base64 of 32 bytes; default: a 0600 key file in the data dir."
+    )
+    workers: int = Field(1, ge=1, le=64, description="Server processes.")
+    token_lifetime_min: int = Field(3600, ge=60, description="Shortest access-token lifetime (s).")
+    token_lifetime_max: int = Field(5400, ge=60, description="Longest access-token lifetime (s).")
+    assertion_leeway: int = Field(300, ge=0, le=900, description="Clock skew allowed on assertions (s).")
+    assertion_algorithms: tuple[str, ...] = Field(
+        ("RS256",), description="Algorithms accepted for federated assertions (Entra supports RS256)."
+    )
+    key_publish_delay: int = Field(
+        3600, ge=0, description="Seconds a rotated-in signing key is published before it signs."
+    )
+    jwks_max_age: int = Field(3600, ge=1, description="How long an external issuer's keys are cached (s).")
+    jwks_refresh_cooldown: int = Field(
+        60, ge=0, description="Minimum seconds between refetches on an unknown kid."
+    )
+    http_timeout: float = Field(5.0, gt=0, le=60, description="Timeout for fetching external issuers.")
+    max_form_bytes: int = Field(64 * 1024, ge=1024, description="Largest token request body accepted.")
+    cache_poll_interval: float = Field(
+        1.0, gt=0, description="How often the directory cache polls the store."
+    )
+    redis_url: str | None = Field(
+        None, description="Redis URL for shared one-time-use (jti) records across nodes."
+    )
+    dev_mode: bool = Field(
+        False, description="Development mode: enables the options below. Never in production."
+    )
+    allow_http_loopback_issuers: bool = Field(
+        False, description="Accept http:// issuers on 127.0.0.1/localhost (development only)."
+    )
+    issuer_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description="Development only: issuer -> discovery URL, to trust a local stand-in for a real issuer.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'keyless.db').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://localhost:{self.port}"
+
+    def problems(self) -> list[str]:
+        """Every combination that cannot work, all at once."""
+        found: list[str] = []
+        if self.token_lifetime_min > self.token_lifetime_max:
+            found.append("KEYLESS_TOKEN_LIFETIME_MIN is larger than KEYLESS_TOKEN_LIFETIME_MAX")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            found.append("KEYLESS_TLS_CERT and KEYLESS_TLS_KEY go together")
+        if self.issuer_overrides and not self.dev_mode:
+            found.append("KEYLESS_ISSUER_OVERRIDES is refused unless KEYLESS_DEV_MODE=true")
+        if self.allow_http_loopback_issuers and not self.dev_mode:
+            found.append("KEYLESS_ALLOW_HTTP_LOOPBACK_ISSUERS is refused unless KEYLESS_DEV_MODE=true")
+        bad_algs = [a for a in self.assertion_algorithms if a.upper() == "NONE" or a.startswith("HS")]
+        if bad_algs:
+            found.append(f"KEYLESS_ASSERTION_ALGORITHMS may not contain {', '.join(bad_algs)}")
+        if self.public_url and not self.public_url.startswith(("https://", "http://")):
+            found.append("KEYLESS_PUBLIC_URL must start with https://")
+        return found
+
+    def development_warnings(self) -> list[str]:
+        warnings: list[str] = []
+        if self.dev_mode:
+            warnings.append("DEVELOPMENT MODE is on: never run it in production")
+        for issuer, url in self.issuer_overrides.items():
+            warnings.append(
+                f"ISSUER OVERRIDE: assertions claiming {issuer!r} are checked with keys from {url}"
+            )
+        if self.allow_http_loopback_issuers:
+            warnings.append("http:// issuers on loopback are accepted")
+        return warnings
+
+
+def load_authority_settings(**overrides: object) -> AuthoritySettings:
+    """Read the environment (plus explicit overrides) and report every problem at once."""
+    try:
+        settings = AuthoritySettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError(
+            [f"KEYLESS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()]
+        ) from None
+    problems = settings.problems()
+    if problems:
+        raise ConfigurationError(problems)
+    return settings

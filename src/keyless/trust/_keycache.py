@@ -1,0 +1,304 @@
+"""Remote key sets: an issuer's JWKS, cached, refreshed carefully, and served when the issuer is down.
+
+:class:`RemoteKeySet` follows one issuer (discovery, then ``jwks_uri``):
+
+* the key set is served from cache while younger than ``max_age``; the discovery document too;
+* a token whose ``kid`` is not in the set triggers one refetch (rotation pickup), at most once per
+  ``min_refresh_interval``, so a flood of unknown ``kid`` values costs one fetch per cooldown;
+* one fetch is in flight at a time: concurrent callers wait for it and share its result;
+* when a refresh fails the last good set is served (and the issuer is retried at most once per
+  ``min_refresh_interval``); with no good set ever fetched the failure is raised.
+
+:class:`IssuerKeyCache` holds a bounded, least-recently-used registry of them over one client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+import httpx
+
+from keyless.errors import TransportError
+from keyless.jose import KeySet
+from keyless.trust._discovery import ProviderMetadata, discover
+from keyless.trust._fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, JsonFetcher
+
+__all__ = ["IssuerKeyCache", "KeyCacheStats", "RemoteKeySet"]
+
+logger = logging.getLogger("keyless.trust")
+
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class KeyCacheStats:
+    """Counters for admins and tests; times are readings of the cache's clock."""
+
+    fetches: int = 0
+    discovery_fetches: int = 0
+    jwks_fetches: int = 0
+    failures: int = 0
+    keys: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    last_success_at: float | None = None
+
+
+def _check_tuning(max_age: float, min_refresh_interval: float, timeout: float, max_keys: int) -> None:
+    if not max_age > 0:
+        raise ValueError("max_age must be positive")
+    if not min_refresh_interval >= 0:
+        raise ValueError("min_refresh_interval must not be negative")
+    if not timeout > 0:
+        raise ValueError("timeout must be positive")
+    if max_keys < 1:
+        raise ValueError("max_keys must be at least 1")
+
+
+class RemoteKeySet:
+    """The signing keys of one remote OIDC issuer, fetched through discovery and cached."""
+
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        client: httpx.AsyncClient,
+        discovery_url: str | None = None,
+        max_age: float = 3600,
+        min_refresh_interval: float = 60,
+        timeout: float = DEFAULT_TIMEOUT,
+        allow_http_loopback: bool = False,
+        clock: Clock = time.monotonic,
+        max_keys: int = 100,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        _check_tuning(max_age, min_refresh_interval, timeout, max_keys)
+        self.issuer = issuer
+        self.discovery_url = discovery_url
+        self.max_age = max_age
+        self.min_refresh_interval = min_refresh_interval
+        self.stats = KeyCacheStats()
+        self._fetcher = JsonFetcher(client, timeout, max_bytes, allow_http_loopback)
+        self._clock = clock
+        self._max_keys = max_keys
+        self._keys: KeySet | None = None
+        self._keys_at = -math.inf
+        self._metadata: ProviderMetadata | None = None
+        self._metadata_at = -math.inf
+        self._attempt_at = -math.inf
+        self._failed_at: float | None = None
+        self._error: TransportError | None = None
+        self._generation = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def cached(self) -> KeySet | None:
+        """The last good key set, without fetching anything."""
+        return self._keys
+
+    @property
+    def metadata(self) -> ProviderMetadata | None:
+        """The cached discovery document, if any."""
+        return self._metadata
+
+    async def get(self) -> KeySet:
+        """The issuer's key set: cached while younger than ``max_age``, else refetched."""
+        keys = self._keys
+        if keys is not None and not self._due():
+            return keys
+        return await self._refresh()
+
+    async def get_for_kid(self, kid: str | None) -> KeySet:
+        """Like :meth:`get`, refetching once if ``kid`` is unknown and the cooldown has passed."""
+        keys = await self.get()
+        if kid is None or keys.has_kid(kid) or not self._cooled_down():
+            return keys
+        return await self._refresh()
+
+    def _due(self) -> bool:
+        """True when the cached set is stale and we are not backing off after a failure."""
+        now = self._clock()
+        if now - self._keys_at < self.max_age:
+            return False
+        return self._failed_at is None or now - self._failed_at >= self.min_refresh_interval
+
+    def _cooled_down(self) -> bool:
+        return self._clock() - self._attempt_at >= self.min_refresh_interval
+
+    async def _refresh(self) -> KeySet:
+        """Single flight: fetch unless a fetch finished while we waited for the lock; share its result."""
+        generation = self._generation
+        async with self._lock:
+            if self._generation == generation:
+                await self._fetch()
+            return self._current()
+
+    def _current(self) -> KeySet:
+        if self._keys is not None:
+            return self._keys
+        error = self._error
+        if error is None:  # pragma: no cover - a finished fetch always leaves keys or an error
+            raise TransportError(f"no key set for issuer {self.issuer}", retryable=True)
+        raise TransportError(str(error), retryable=error.retryable)
+
+    async def _fetch(self) -> None:
+        self._attempt_at = self._clock()
+        self.stats.fetches += 1
+        try:
+            keys = await self._load()
+        except TransportError as exc:
+            self._record_failure(exc)
+        else:
+            self._record_success(keys)
+        # Only a finished fetch counts: if this task is cancelled, the next waiter fetches itself.
+        self._generation += 1
+
+    async def _load(self) -> KeySet:
+        metadata = await self._provider_metadata()
+        try:
+            return await self._load_jwks(metadata.jwks_uri)
+        except TransportError:
+            self._metadata = None  # the jwks_uri may have moved: rediscover next time
+            raise
+
+    async def _provider_metadata(self) -> ProviderMetadata:
+        if self._metadata is not None and self._clock() - self._metadata_at < self.max_age:
+            return self._metadata
+        self.stats.discovery_fetches += 1
+        metadata = await discover(self.issuer, self._fetcher, discovery_url=self.discovery_url)
+        self._metadata, self._metadata_at = metadata, self._clock()
+        return metadata
+
+    async def _load_jwks(self, jwks_uri: str) -> KeySet:
+        self.stats.jwks_fetches += 1
+        document = await self._fetcher.get(jwks_uri)
+        try:
+            keys = KeySet.from_jwks(document, max_keys=self._max_keys)
+        except ValueError as exc:
+            raise TransportError(f"JWKS at {jwks_uri} is not usable: {exc}", retryable=False) from None
+        if not len(keys):
+            raise TransportError(f"JWKS at {jwks_uri} has no usable keys", retryable=False)
+        return keys
+
+    def _record_success(self, keys: KeySet) -> None:
+        now = self._clock()
+        self._keys, self._keys_at = keys, now
+        self._failed_at, self._error = None, None
+        self.stats.keys = len(keys)
+        self.stats.last_success_at = now
+
+    def _record_failure(self, error: TransportError) -> None:
+        now = self._clock()
+        self._failed_at, self._error = now, error
+        self.stats.failures += 1
+        self.stats.last_error, self.stats.last_error_at = str(error), now
+        if self._keys is None:
+            logger.warning("keys of issuer %s could not be fetched: %s", self.issuer, error)
+            return
+        logger.warning(
+            "keys of issuer %s could not be refreshed (%s); serving the last good set (%.0f s old), "
+            "next attempt in %.0f s at the earliest",
+            self.issuer,
+            error,
+            now - self._keys_at,
+            self.min_refresh_interval,
+        )
+
+
+class IssuerKeyCache:
+    """A bounded (least recently used) registry of :class:`RemoteKeySet`, one per issuer.
+
+    The cache fetches from whatever issuer it is asked about, so callers decide which issuers are
+    allowed *before* calling it: it is never called for an issuer nobody registered (a federated
+    credential, a trusted guard issuer). All key sets share one ``httpx.AsyncClient``: the given
+    ``client`` (left open by :meth:`aclose`) or one the cache creates and closes.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient | None = None,
+        max_issuers: int = 1024,
+        max_age: float = 3600,
+        min_refresh_interval: float = 60,
+        timeout: float = DEFAULT_TIMEOUT,
+        allow_http_loopback: bool = False,
+        clock: Clock = time.monotonic,
+        max_keys: int = 100,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        _check_tuning(max_age, min_refresh_interval, timeout, max_keys)
+        if max_issuers < 1:
+            raise ValueError("max_issuers must be at least 1")
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(follow_redirects=False, timeout=timeout)
+        self._max_issuers = max_issuers
+        self._tuning = {"max_age": max_age, "min_refresh_interval": min_refresh_interval, "timeout": timeout}
+        self._allow_http_loopback = allow_http_loopback
+        self._clock = clock
+        self._max_keys = max_keys
+        self._max_bytes = max_bytes
+        self._sets: OrderedDict[tuple[str, str | None], RemoteKeySet] = OrderedDict()
+
+    async def get(self, issuer: str, kid: str | None, *, discovery_url: str | None = None) -> KeySet:
+        """``issuer``'s key set, refetched once (per cooldown) if ``kid`` is not in it."""
+        return await self.remote(issuer, discovery_url=discovery_url).get_for_kid(kid)
+
+    def remote(self, issuer: str, *, discovery_url: str | None = None) -> RemoteKeySet:
+        """The :class:`RemoteKeySet` for ``issuer``, created on first use; marks it recently used."""
+        key = (issuer, discovery_url)
+        found = self._sets.get(key)
+        if found is not None:
+            self._sets.move_to_end(key)
+            return found
+        created = self._create(issuer, discovery_url)
+        self._sets[key] = created
+        while len(self._sets) > self._max_issuers:
+            self._sets.popitem(last=False)
+        return created
+
+    def _create(self, issuer: str, discovery_url: str | None) -> RemoteKeySet:
+        return RemoteKeySet(
+            issuer,
+            client=self._client,
+            discovery_url=discovery_url,
+            max_age=self._tuning["max_age"],
+            min_refresh_interval=self._tuning["min_refresh_interval"],
+            timeout=self._tuning["timeout"],
+            allow_http_loopback=self._allow_http_loopback,
+            clock=self._clock,
+            max_keys=self._max_keys,
+            max_bytes=self._max_bytes,
+        )
+
+    @property
+    def issuers(self) -> list[str]:
+        """Issuers currently held, least recently used first."""
+        return [issuer for issuer, _ in self._sets]
+
+    def __len__(self) -> int:
+        return len(self._sets)
+
+    async def aclose(self) -> None:
+        """Forget every key set; close the HTTP client if this cache created it."""
+        self._sets.clear()
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> IssuerKeyCache:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

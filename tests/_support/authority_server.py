@@ -1,0 +1,123 @@
+"""A real keyless authority for tests: HTTPS with its local CA on 127.0.0.1, an ephemeral port,
+served by uvicorn in a background thread, plus helpers that seed the federation scenario."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from keyless.authority._admin import DirectoryAdmin
+from keyless.authority._runtime import Authority
+from keyless.authority.http.app import create_app
+from keyless.authority.model import FIC_AUDIENCE_DEFAULT, Application, AppRole, Tenant, new_id
+from keyless.authority.tls import ensure_local_tls
+from keyless.config import load_authority_settings
+
+
+@dataclass
+class RunningAuthority:
+    base_url: str  # https://localhost:PORT
+    ca_file: Path
+    authority: Authority
+    data_dir: Path
+
+    @property
+    def admin(self) -> DirectoryAdmin:
+        return self.authority.admin
+
+    def token_url(self, tenant: str, version: int = 2) -> str:
+        return f"{self.base_url}/{tenant}/oauth2/{'v2.0/' if version == 2 else ''}token"
+
+    def admin_key(self) -> str:
+        return (self.data_dir / "admin.key").read_text().strip()
+
+
+def _bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextlib.contextmanager
+def run_authority(data_dir: Path, **settings: Any) -> Iterator[RunningAuthority]:
+    sock = _bound_socket()
+    port = sock.getsockname()[1]
+    base_url = f"https://localhost:{port}"
+    tls = ensure_local_tls(data_dir)
+    config = load_authority_settings(data_dir=data_dir, port=port, public_url=base_url, **settings)
+    authority = Authority.open(config)
+    app = create_app(authority)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            ssl_certfile=str(tls.cert),
+            ssl_keyfile=str(tls.key),
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the authority did not start")
+        time.sleep(0.02)
+    try:
+        assert tls.ca_cert is not None
+        yield RunningAuthority(base_url, tls.ca_cert, authority, data_dir)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@dataclass
+class Federation:
+    """The seed scenario's directory: a resource API with roles and a caller app that trusts an issuer."""
+
+    tenant: Tenant
+    resource: Application
+    client: Application
+    scope: str
+
+    @property
+    def tenant_id(self) -> str:
+        return self.tenant.id
+
+
+def seed_federation(
+    admin: DirectoryAdmin,
+    *,
+    issuer: str,
+    subject: str = "112233445566778899001",
+    audience: str = FIC_AUDIENCE_DEFAULT,
+    token_version: int = 2,
+    roles: tuple[str, ...] = ("Blob.Read",),
+    domain: str = "contoso.example",
+    assignment_required: bool = False,
+) -> Federation:
+    tenant = admin.create_tenant("Contoso", domains=[domain])
+    resource = admin.create_application(
+        tenant.id,
+        "blob-api",
+        identifier_uris=["api://blob-api"],
+        app_roles=[AppRole(id=new_id(), value="Blob.Read"), AppRole(id=new_id(), value="Blob.Write")],
+        requested_access_token_version=2 if token_version == 2 else 1,
+        app_role_assignment_required=assignment_required,
+    )
+    client = admin.create_application(tenant.id, "cloud-run-caller")
+    admin.create_fic(client, name="cloud-run", issuer=issuer, subject=subject, audiences=[audience])
+    for role in roles:
+        admin.assign_role(client, resource, role)
+    return Federation(tenant, resource, client, "api://blob-api/.default")
