@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +37,9 @@ class RunningAuthority:
     def token_url(self, tenant: str, version: int = 2) -> str:
         return f"{self.base_url}/{tenant}/oauth2/{'v2.0/' if version == 2 else ''}token"
 
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
     def admin_key(self) -> str:
         return (self.data_dir / "admin.key").read_text().strip()
 
@@ -49,37 +53,36 @@ def _bound_socket() -> socket.socket:
 
 @contextlib.contextmanager
 def run_authority(data_dir: Path, **settings: Any) -> Iterator[RunningAuthority]:
-    sock = _bound_socket()
-    port = sock.getsockname()[1]
-    base_url = f"https://localhost:{port}"
-    tls = ensure_local_tls(data_dir)
-    config = load_authority_settings(data_dir=data_dir, port=port, public_url=base_url, **settings)
-    authority = Authority.open(config)
-    app = create_app(authority)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            ssl_certfile=str(tls.cert),
-            ssl_keyfile=str(tls.key),
-            log_level="warning",
-            lifespan="on",
-            timeout_graceful_shutdown=2,
-        )
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the authority did not start")
-        time.sleep(0.02)
-    try:
+    with contextlib.closing(_bound_socket()) as sock:
+        port = sock.getsockname()[1]
+        base_url = f"https://localhost:{port}"
+        tls = ensure_local_tls(data_dir)
         assert tls.ca_cert is not None
-        yield RunningAuthority(base_url, tls.ca_cert, authority, data_dir)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+        config = load_authority_settings(data_dir=data_dir, port=port, public_url=base_url, **settings)
+        authority = Authority.open(config)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(authority),
+                ssl_certfile=str(tls.cert),
+                ssl_keyfile=str(tls.key),
+                log_level="warning",
+                lifespan="on",
+                loop="asyncio",
+                timeout_graceful_shutdown=1,
+            )
+        )
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 15
+            while not server.started:
+                if not thread.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError("the authority did not start")
+                time.sleep(0.02)
+            yield RunningAuthority(base_url, tls.ca_cert, authority, data_dir)
+        finally:
+            server.should_exit = True
+            thread.join(10)
 
 
 @dataclass

@@ -39,6 +39,6 @@ def make_client_certificate(common_name: str = "keyless test client", *, days: i
     return ClientCertificate(
         key_pem=key_pem,
         cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        sha1_hex=cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - x5t is SHA-1 by definition
+        sha1_hex=cert.fingerprint(hashes.SHA1()).hex().upper(),
         sha256_hex=cert.fingerprint(hashes.SHA256()).hex().upper(),
     )

@@ -1,6 +1,6 @@
 """Shared pytest fixtures; import them into a test module (or a conftest) by name::
 
-    from tests._support.fixtures import test_issuer  # noqa: F401
+from tests._support.fixtures import test_issuer  # noqa: F401
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from tests._support.oidc_issuer import TestIssuer
 
 __all__ = ["test_issuer"]

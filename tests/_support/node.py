@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,6 +37,7 @@ MSAL_NODE_PACKAGE = "@azure/msal-node"
 MIN_NODE_MAJOR = 20  # @azure/msal-node 7 declares engines.node >= 20
 INSTALL_TIMEOUT = 600.0
 SKIP_REASON = "node/npm not available: msal-node tests skipped"
+INSTALL_FAILED = "@azure/msal-node could not be installed: msal-node tests skipped"
 
 
 class MsalNodeHarnessError(RuntimeError):
@@ -45,11 +47,14 @@ class MsalNodeHarnessError(RuntimeError):
 # --------------------------------------------------------------------------- availability
 
 
-def _unavailable(reason: str) -> NoReturn:
+def _unavailable(problem: str, headline: str = SKIP_REASON) -> NoReturn:
     """Fail loudly where node is required (CI), otherwise skip the calling test."""
     if services_required():
-        raise MsalNodeHarnessError(f"{reason} (required because CI or KEYLESS_REQUIRE_SERVICES=1 is set)")
-    pytest.skip(reason)
+        raise MsalNodeHarnessError(
+            f"msal-node tests cannot run: {problem} "
+            "[required because CI or KEYLESS_REQUIRE_SERVICES=1 is set]"
+        )
+    pytest.skip(f"{headline} ({problem})")
 
 
 @functools.cache
@@ -58,16 +63,16 @@ def _node_problem() -> str | None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         missing = " and ".join(name for name, path in (("node", node), ("npm", npm)) if path is None)
-        return f"{SKIP_REASON} ({missing} not on PATH)"
+        return f"{missing} not on PATH"
     try:
         version = subprocess.run(
             [node, "--version"], capture_output=True, text=True, timeout=30, check=True
         ).stdout.strip()
         major = int(version.lstrip("v").split(".")[0])
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
-        return f"{SKIP_REASON} (`node --version` failed: {exc})"
+        return f"`node --version` failed: {exc}"
     if major < MIN_NODE_MAJOR:
-        return f"{SKIP_REASON} (node {version} is older than v{MIN_NODE_MAJOR})"
+        return f"node {version} is older than v{MIN_NODE_MAJOR}"
     return None
 
 
@@ -142,10 +147,12 @@ def ensure_msal_node() -> Path:
             if result.returncode != 0:
                 result = _npm(["install", "--no-audit", "--no-fund", "--package-lock=false"])
         except (OSError, subprocess.SubprocessError) as exc:
-            _unavailable(f"npm could not install {MSAL_NODE_PACKAGE} in {HARNESS_DIR}: {exc}")
+            _unavailable(f"npm could not install {MSAL_NODE_PACKAGE} in {HARNESS_DIR}: {exc}", INSTALL_FAILED)
         if result.returncode != 0 or not _installed():
             output = (result.stdout + result.stderr).strip()[-2000:]
-            _unavailable(f"npm could not install {MSAL_NODE_PACKAGE} in {HARNESS_DIR}:\n{output}")
+            _unavailable(
+                f"npm could not install {MSAL_NODE_PACKAGE} in {HARNESS_DIR}:\n{output}", INSTALL_FAILED
+            )
     return HARNESS_DIR
 
 
@@ -160,6 +167,7 @@ def msal_node_acquire(config: dict[str, Any], *, ca_file: Path, timeout: float =
     ``{"ok": True, "accessToken", "expiresOn", "tokenType", "fromCache"}`` or
     ``{"ok": False, "errorCode", "errorMessage", "subError", "correlationId", ...}``.
     Node trusts ``ca_file`` through ``NODE_EXTRA_CA_CERTS``, whatever the environment held before.
+    With ``KEYLESS_MSAL_NODE_LOG=1`` msal-node's verbose log (PII off) is copied to stderr.
     """
     harness = ensure_msal_node()
     ca_file = Path(ca_file).resolve()
@@ -182,6 +190,8 @@ def msal_node_acquire(config: dict[str, Any], *, ca_file: Path, timeout: float =
         )
     except subprocess.TimeoutExpired as exc:
         raise MsalNodeHarnessError(f"msal-node harness timed out after {timeout} s") from exc
+    if result.stderr and os.environ.get("KEYLESS_MSAL_NODE_LOG"):
+        sys.stderr.write(result.stderr)  # msal-node's log; pytest shows it with a failing test
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     if result.returncode != 0 or not lines:
         raise MsalNodeHarnessError(

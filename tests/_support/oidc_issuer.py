@@ -65,7 +65,9 @@ class TestIssuer:
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.url = self.base_url + self._path
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="test-issuer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), name="test-issuer", daemon=True
+        )
         self._thread.start()
 
     # -- paths -------------------------------------------------------------------------------------
@@ -157,7 +159,9 @@ class TestIssuer:
                 self._bodies.pop(path, None)
                 return
             raw = body if isinstance(body, bytes) else _json(body)
-            self._bodies[path] = _Response(kw.get("status", 200), raw, kw.get("content_type", "application/json"))
+            self._bodies[path] = _Response(
+                kw.get("status", 200), raw, kw.get("content_type", "application/json")
+            )
 
     def reset_counts(self) -> None:
         with self._lock:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests._support.authority_server import Federation, RunningAuthority, run_authority, seed_federation
 from tests._support.oidc_issuer import TestIssuer
 

@@ -11,7 +11,6 @@ import msal
 import pytest
 import requests
 from azure.identity import CertificateCredential, ClientAssertionCredential, ClientSecretCredential
-
 from tests._support.authority_server import Federation, RunningAuthority
 from tests._support.certs import make_client_certificate
 from tests._support.node import msal_node_acquire
@@ -52,7 +51,9 @@ def assert_app_only_v2(claims: dict[str, Any], federation: Federation, appidacr:
     assert 3600 <= claims["exp"] - claims["iat"] - 300 <= 5400
 
 
-def msal_app(authority: RunningAuthority, federation: Federation, credential: Any) -> msal.ConfidentialClientApplication:
+def msal_app(
+    authority: RunningAuthority, federation: Federation, credential: Any
+) -> msal.ConfidentialClientApplication:
     return msal.ConfidentialClientApplication(
         federation.client.app_id,
         authority=f"{authority.base_url}/{federation.tenant_id}",
@@ -75,28 +76,46 @@ def test_msal_python_exchanges_a_federated_assertion_from_a_callable(
     result = app.acquire_token_for_client(scopes=[federation.scope])
     assert "access_token" in result, result
     assert result["token_type"] == "Bearer"
-    assert_app_only_v2(verified_claims(authority, federation.tenant_id, result["access_token"], federation.resource.app_id), federation, "2")
+    assert_app_only_v2(
+        verified_claims(authority, federation.tenant_id, result["access_token"], federation.resource.app_id),
+        federation,
+        "2",
+    )
     again = app.acquire_token_for_client(scopes=[federation.scope])
     assert again["token_source"] == "cache"
     assert len(calls) == 1
 
 
-def test_msal_python_authenticates_with_a_certificate(authority: RunningAuthority, federation: Federation) -> None:
+def test_msal_python_authenticates_with_a_certificate(
+    authority: RunningAuthority, federation: Federation
+) -> None:
     cert = make_client_certificate()
     authority.admin.add_certificate(federation.client, cert.cert_pem)
     app = msal_app(
-        authority, federation, {"private_key": cert.key_pem.decode(), "public_certificate": cert.cert_pem.decode()}
+        authority,
+        federation,
+        {"private_key": cert.key_pem.decode(), "public_certificate": cert.cert_pem.decode()},
     )
     result = app.acquire_token_for_client(scopes=[federation.scope])
     assert "access_token" in result, result
-    assert_app_only_v2(verified_claims(authority, federation.tenant_id, result["access_token"], federation.resource.app_id), federation, "2")
+    assert_app_only_v2(
+        verified_claims(authority, federation.tenant_id, result["access_token"], federation.resource.app_id),
+        federation,
+        "2",
+    )
 
 
-def test_msal_python_authenticates_with_a_client_secret(authority: RunningAuthority, federation: Federation) -> None:
+def test_msal_python_authenticates_with_a_client_secret(
+    authority: RunningAuthority, federation: Federation
+) -> None:
     secret = authority.admin.add_secret(federation.client, "ci")
     result = msal_app(authority, federation, secret.value).acquire_token_for_client(scopes=[federation.scope])
     assert "access_token" in result, result
-    assert_app_only_v2(verified_claims(authority, federation.tenant_id, result["access_token"], federation.resource.app_id), federation, "1")
+    assert_app_only_v2(
+        verified_claims(authority, federation.tenant_id, result["access_token"], federation.resource.app_id),
+        federation,
+        "1",
+    )
 
 
 def test_msal_python_uses_the_instance_discovery_endpoint_keyless_serves(
@@ -130,7 +149,9 @@ def test_azure_identity_client_assertion_credential_gets_a_token(
     assert token.expires_on == claims["exp"]
 
 
-def test_azure_identity_certificate_credential_gets_a_token(authority: RunningAuthority, federation: Federation) -> None:
+def test_azure_identity_certificate_credential_gets_a_token(
+    authority: RunningAuthority, federation: Federation
+) -> None:
     cert = make_client_certificate()
     authority.admin.add_certificate(federation.client, cert.cert_pem)
     credential = CertificateCredential(
@@ -142,10 +163,16 @@ def test_azure_identity_certificate_credential_gets_a_token(authority: RunningAu
         connection_verify=str(authority.ca_file),
     )
     token = credential.get_token(federation.scope)
-    assert_app_only_v2(verified_claims(authority, federation.tenant_id, token.token, federation.resource.app_id), federation, "2")
+    assert_app_only_v2(
+        verified_claims(authority, federation.tenant_id, token.token, federation.resource.app_id),
+        federation,
+        "2",
+    )
 
 
-def test_azure_identity_client_secret_credential_gets_a_token(authority: RunningAuthority, federation: Federation) -> None:
+def test_azure_identity_client_secret_credential_gets_a_token(
+    authority: RunningAuthority, federation: Federation
+) -> None:
     secret = authority.admin.add_secret(federation.client, "ci")
     credential = ClientSecretCredential(
         "contoso.example",
@@ -156,7 +183,11 @@ def test_azure_identity_client_secret_credential_gets_a_token(authority: Running
         connection_verify=str(authority.ca_file),
     )
     token = credential.get_token(federation.scope)
-    assert_app_only_v2(verified_claims(authority, federation.tenant_id, token.token, federation.resource.app_id), federation, "1")
+    assert_app_only_v2(
+        verified_claims(authority, federation.tenant_id, token.token, federation.resource.app_id),
+        federation,
+        "1",
+    )
 
 
 def _node_config(authority: RunningAuthority, federation: Federation, **auth: Any) -> dict[str, Any]:
@@ -177,13 +208,21 @@ def test_msal_node_exchanges_a_federated_assertion(
     config = _node_config(authority, federation, clientAssertion=issuer.mint(sub=SUBJECT))
     result = msal_node_acquire(config, ca_file=authority.ca_file)
     assert result["ok"], result
-    assert_app_only_v2(verified_claims(authority, federation.tenant_id, result["accessToken"], federation.resource.app_id), federation, "2")
+    assert_app_only_v2(
+        verified_claims(authority, federation.tenant_id, result["accessToken"], federation.resource.app_id),
+        federation,
+        "2",
+    )
 
 
 @pytest.mark.node
-def test_msal_node_authenticates_with_secret_and_certificate(authority: RunningAuthority, federation: Federation) -> None:
+def test_msal_node_authenticates_with_secret_and_certificate(
+    authority: RunningAuthority, federation: Federation
+) -> None:
     secret = authority.admin.add_secret(federation.client, "node")
-    result = msal_node_acquire(_node_config(authority, federation, clientSecret=secret.value), ca_file=authority.ca_file)
+    result = msal_node_acquire(
+        _node_config(authority, federation, clientSecret=secret.value), ca_file=authority.ca_file
+    )
     assert result["ok"], result
     cert = make_client_certificate()
     authority.admin.add_certificate(federation.client, cert.cert_pem)
@@ -198,13 +237,19 @@ def test_msal_node_authenticates_with_secret_and_certificate(authority: RunningA
     )
     result = msal_node_acquire(by_cert, ca_file=authority.ca_file)
     assert result["ok"], result
-    claims = verified_claims(authority, federation.tenant_id, result["accessToken"], federation.resource.app_id)
+    claims = verified_claims(
+        authority, federation.tenant_id, result["accessToken"], federation.resource.app_id
+    )
     assert claims["azpacr"] == "2"
 
 
 @pytest.mark.node
-def test_msal_node_reports_an_entra_error_for_a_wrong_secret(authority: RunningAuthority, federation: Federation) -> None:
-    result = msal_node_acquire(_node_config(authority, federation, clientSecret="wrong"), ca_file=authority.ca_file)
+def test_msal_node_reports_an_entra_error_for_a_wrong_secret(
+    authority: RunningAuthority, federation: Federation
+) -> None:
+    result = msal_node_acquire(
+        _node_config(authority, federation, clientSecret="wrong"), ca_file=authority.ca_file
+    )
     assert not result["ok"]
     assert result["errorCode"] == "invalid_client"
     assert "AADSTS7000215" in result["errorMessage"]

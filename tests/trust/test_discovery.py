@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from tests._support.oidc_issuer import TestIssuer
 
 from keyless.errors import TransportError
 from keyless.trust import JsonFetcher, ProviderMetadata, discover, discovery_url_for
-from tests._support.oidc_issuer import TestIssuer
 
 
 @pytest.fixture

@@ -310,6 +310,7 @@ class DirectoryAdmin:
         delay = self._publish_delay if publish_delay is None else publish_delay
         record = self._keys.rotate(tenant.id, tenant.signing_alg, now=self._clock(), publish_delay=delay)
         self.housekeeping()
+        self._changed()
         return record
 
     def housekeeping(self) -> int:

@@ -128,8 +128,8 @@ class ClientAuthenticator:
         self, client: AppView, parsed: ParsedJWS, presented: Presented
     ) -> None:
         header = parsed.header
-        sha256 = _opt_str(header.get("x5t#S256"))
-        sha1 = _opt_str(header.get("x5t"))
+        sha256 = _thumbprint(header.get("x5t#S256"))
+        sha1 = _thumbprint(header.get("x5t"))
         cert = client.certificate(sha1=sha1, sha256=sha256)
         thumb = sha256 or sha1 or "none"
         if cert is None:
@@ -231,8 +231,11 @@ def _is_certificate_assertion(parsed: ParsedJWS, client: AppView) -> bool:
     return has_thumbprint and parsed.payload.get("iss") == client.app.app_id
 
 
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+def _thumbprint(value: object) -> str | None:
+    """A certificate thumbprint as unpadded base64url: azure-identity sends it padded, as Entra accepts."""
+    if not isinstance(value, str):
+        return None
+    return value.rstrip("=").replace("+", "-").replace("/", "_")
 
 
 def _string_claim(payload: Mapping[str, Any], claim: str) -> str:

@@ -27,11 +27,12 @@ from keyless.config import AuthoritySettings
 from keyless.jose import KeyEncryptionKey, KeySet
 from keyless.trust import IssuerKeyCache
 
-__all__ = ["ADMIN_KEY_FILE", "Authority", "admin_key_matches"]
+__all__ = ["ADMIN_KEY_FILE", "URL_FILE", "Authority", "admin_key_matches"]
 
 log = logging.getLogger("keyless.authority")
 
 ADMIN_KEY_FILE = "admin.key"
+URL_FILE = "url"  # the base URL of the server last started on this data directory
 HOUSEKEEPING_INTERVAL = 30.0
 
 
@@ -71,14 +72,11 @@ class Authority:
         self.store = store
         self.clock = clock
         self.keys = KeyManager(store, kek, max_token_lifetime=settings.token_lifetime_max)
-        self.admin = DirectoryAdmin(
-            store, self.keys, None, key_publish_delay=settings.key_publish_delay, clock=clock
-        )
-        self.admin.housekeeping()
+        delay = settings.key_publish_delay
+        # Settle signing keys (promotions, retirements) before the first snapshot is built.
+        DirectoryAdmin(store, self.keys, None, key_publish_delay=delay, clock=clock).housekeeping()
         self.cache = DirectoryCache(store, self.keys, clock=clock)
-        self.admin = DirectoryAdmin(
-            store, self.keys, self.cache, key_publish_delay=settings.key_publish_delay, clock=clock
-        )
+        self.admin = DirectoryAdmin(store, self.keys, self.cache, key_publish_delay=delay, clock=clock)
         self._http = httpx.AsyncClient(timeout=settings.http_timeout, follow_redirects=False)
         self.issuer_keys = IssuerKeyCache(
             client=self._http,
@@ -116,6 +114,7 @@ class Authority:
         store = SqlStore.from_url(settings.database, migrate=True)
         authority = cls(settings, store, kek)
         authority.bootstrap_admin_key()
+        (settings.data_dir / URL_FILE).write_text(settings.base_url + "\n")
         for warning in settings.development_warnings():
             log.warning("!!! %s", warning)
         return authority

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from keyless.authority._runtime import ADMIN_KEY_FILE
+from keyless.authority._runtime import ADMIN_KEY_FILE, URL_FILE
 from keyless.config import load_authority_settings
 from keyless.errors import ConfigurationError, TransportError
 
@@ -53,7 +54,9 @@ def _message(response: httpx.Response) -> str:
 
 def connect(url: str | None, admin_key: str | None, data_dir: Path | None) -> AdminClient:
     settings = load_authority_settings(**({"data_dir": data_dir} if data_dir else {}))
-    base = (url or os.environ.get("KEYLESS_URL") or settings.base_url).rstrip("/")
+    url_file = settings.data_dir / URL_FILE
+    local = url_file.read_text().strip() if url_file.exists() else settings.base_url
+    base = (url or os.environ.get("KEYLESS_URL") or local).rstrip("/")
     key = admin_key or os.environ.get("KEYLESS_ADMIN_KEY")
     key_file = settings.data_dir / ADMIN_KEY_FILE
     if not key and key_file.exists():
@@ -63,6 +66,8 @@ def connect(url: str | None, admin_key: str | None, data_dir: Path | None) -> Ad
             f"no admin key: pass --admin-key, set KEYLESS_ADMIN_KEY, or run where {key_file} exists"
         )
     ca = settings.data_dir / "tls" / "ca.pem"
-    verify: str | bool = str(ca) if ca.exists() and url is None else True
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=str(ca)) if ca.exists() and base == local else True
+    )
     http = httpx.Client(headers={"Authorization": f"Bearer {key}"}, verify=verify, timeout=30)
     return AdminClient(base, http)

@@ -13,9 +13,15 @@ from __future__ import annotations
 
 import binascii
 import json
-from collections.abc import Collection, Mapping
+import weakref
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from keyless.errors import InvalidSignature, MalformedToken, UnknownKey, UnsupportedAlgorithm
 from keyless.jose._algorithms import ALGORITHMS
@@ -35,8 +41,17 @@ DEFAULT_MAX_TOKEN = 16 * 1024
 # MSAL's certificate assertions carry the whole chain in x5c: 8 KiB fits real chains.
 DEFAULT_MAX_HEADER = 8 * 1024
 
-_TO_STD = str.maketrans({"-": "+", "_": "/", "+": "!", "/": "!", "=": "!"})
+# base64url -> standard alphabet, with every character that is not base64url ("+", "/", "=")
+# mapped to "!" so that the strict decoder refuses it.
+_TO_STD = bytes.maketrans(b"-_+/=", b"+/!!!")
+_PADDING = (b"", b"", b"==", b"=")  # by len % 4; a remainder of 1 is never valid
 _JSON_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+# Headers repeat across the tokens of one issuer: the checked header of a short header segment is
+# kept, so that the common case costs one dict lookup. Bounded; cleared (atomically) when full.
+_HEADER_CACHE: dict[bytes, dict[str, Any]] = {}
+_HEADER_CACHE_SIZE = 256
+_HEADER_CACHE_MAX_SEGMENT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,33 +73,41 @@ class ParsedJWS:
         return kid if isinstance(kid, str) else None
 
 
-def _b64decode(segment: str, what: str) -> bytes:
-    if len(segment) % 4 == 1:
+def _b64decode(segment: bytes, what: str) -> bytes:
+    """Strict, unpadded base64url (RFC 7515 §2): any other character or padding is refused."""
+    remainder = len(segment) % 4
+    if remainder == 1:
         raise MalformedToken(f"{what} is not valid base64url")
-    std = segment.translate(_TO_STD) + "=" * (-len(segment) % 4)
     try:
-        return binascii.a2b_base64(std, strict_mode=True)
+        return binascii.a2b_base64(segment.translate(_TO_STD) + _PADDING[remainder], strict_mode=True)
     except (binascii.Error, ValueError):
         raise MalformedToken(f"{what} is not valid base64url") from None
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise MalformedToken(f"duplicate JSON member {key!r}")
-        result[key] = value
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` refusing duplicate member names (building the dict stays in C)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise MalformedToken(f"duplicate JSON member {key!r}")
+            seen.add(key)
     return result
 
 
+_JSON_LOADS = json.JSONDecoder(object_pairs_hook=_unique_members).decode
+
+
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """Decode a JSON object from strict UTF-8; duplicate member names (at any depth) are refused."""
     try:
-        value = json.loads(raw, object_pairs_hook=_reject_duplicates)
+        value = _JSON_LOADS(raw.decode("utf-8"))
     except MalformedToken:
         raise
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise MalformedToken(f"{what} is not valid JSON") from None
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise MalformedToken(f"{what} is not a JSON object")
     return value
 
@@ -106,6 +129,32 @@ def _check_header(header: Mapping[str, Any]) -> None:
         raise MalformedToken("nested tokens (cty JWT) are not accepted")
 
 
+def _header(segment: bytes, max_header: int) -> dict[str, Any]:
+    """The checked header of ``segment`` (a fresh dict: callers may change it)."""
+    if len(segment) > max_header:
+        raise MalformedToken(f"token header is larger than {max_header} bytes")
+    cached = _HEADER_CACHE.get(segment)
+    if cached is not None:
+        return dict(cached)
+    header = _json_object(_b64decode(segment, "header"), "header")
+    _check_header(header)
+    if len(segment) <= _HEADER_CACHE_MAX_SEGMENT:
+        if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
+            _HEADER_CACHE.clear()
+        _HEADER_CACHE[segment] = dict(header)
+    return header
+
+
+def _ascii(token: str) -> bytes:
+    try:
+        return token.encode("ascii")
+    except UnicodeEncodeError:
+        for segment, what in zip(token.split("."), ("header", "payload", "signature"), strict=False):
+            if not segment.isascii():
+                raise MalformedToken(f"{what} is not valid base64url") from None
+        raise MalformedToken("token is not a compact JWS (three dot-separated parts)") from None
+
+
 def parse_compact(
     token: str,
     *,
@@ -117,22 +166,88 @@ def parse_compact(
         raise MalformedToken("token must be text")
     if len(token) > max_size:
         raise MalformedToken(f"token is larger than {max_size} bytes")
-    parts = token.split(".")
-    if len(parts) == 5:
-        raise MalformedToken("encrypted tokens (JWE) are not accepted")
+    raw = _ascii(token)
+    parts = raw.split(b".")
     if len(parts) != 3:
+        if len(parts) == 5:
+            raise MalformedToken("encrypted tokens (JWE) are not accepted")
         raise MalformedToken("token is not a compact JWS (three dot-separated parts)")
     header_b64, payload_b64, signature_b64 = parts
-    if len(header_b64) > max_header:
-        raise MalformedToken(f"token header is larger than {max_header} bytes")
-    header = _json_object(_b64decode(header_b64, "header"), "header")
-    _check_header(header)
+    header = _header(header_b64, max_header)
     payload = _json_object(_b64decode(payload_b64, "payload"), "payload")
     signature = _b64decode(signature_b64, "signature")
     if not signature:
         raise MalformedToken("token has no signature")
-    signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
-    return ParsedJWS(header, payload, signing_input, signature)
+    return ParsedJWS(header, payload, raw[: len(header_b64) + 1 + len(payload_b64)], signature)
+
+
+# -- signature checks ----------------------------------------------------------------------------------
+Verify = Callable[[Any, bytes, bytes], bool]
+
+
+def _rsa_verify(pad: padding.AsymmetricPadding, hash_alg: hashes.HashAlgorithm) -> Verify:
+    def verify(key: rsa.RSAPublicKey, data: bytes, sig: bytes) -> bool:
+        try:
+            key.verify(sig, data, pad, hash_alg)
+        except _CryptoInvalidSignature:
+            return False
+        return True
+
+    return verify
+
+
+def _ec_verify(hash_alg: hashes.HashAlgorithm, size: int) -> Verify:
+    ecdsa = ec.ECDSA(hash_alg)
+
+    def verify(key: ec.EllipticCurvePublicKey, data: bytes, sig: bytes) -> bool:
+        if len(sig) != 2 * size:
+            return False
+        der = encode_dss_signature(int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big"))
+        try:
+            key.verify(der, data, ecdsa)
+        except _CryptoInvalidSignature:
+            return False
+        return True
+
+    return verify
+
+
+def _fast_verifiers() -> dict[str, Verify]:
+    """The same checks as ``ALGORITHMS[alg].verify``, with padding and hash objects made once."""
+    table: dict[str, Verify] = {}
+    for bits, hash_cls in ((256, hashes.SHA256), (384, hashes.SHA384), (512, hashes.SHA512)):
+        table[f"RS{bits}"] = _rsa_verify(padding.PKCS1v15(), hash_cls())
+        pss = padding.PSS(mgf=padding.MGF1(hash_cls()), salt_length=padding.PSS.DIGEST_LENGTH)
+        table[f"PS{bits}"] = _rsa_verify(pss, hash_cls())
+    for name, hash_cls, size in (
+        ("ES256", hashes.SHA256, 32),
+        ("ES384", hashes.SHA384, 48),
+        ("ES512", hashes.SHA512, 66),
+    ):
+        table[name] = _ec_verify(hash_cls(), size)
+    return table
+
+
+_VERIFY: dict[str, Verify] = {alg: spec.verify for alg, spec in ALGORITHMS.items()}
+_VERIFY.update(_fast_verifiers())
+
+# Candidate keys per key set and (kid, alg): key sets are immutable, and only kids the set holds
+# are remembered, so the memo is bounded by the set's size.
+_CANDIDATES: weakref.WeakKeyDictionary[KeySet, dict[tuple[str | None, str], list[PublicKey]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _candidates(keys: KeySet, kid: str | None, alg: str) -> list[PublicKey]:
+    memo = _CANDIDATES.get(keys)
+    if memo is None:
+        memo = _CANDIDATES.setdefault(keys, {})
+    found = memo.get((kid, alg))
+    if found is None:
+        found = keys.candidates(kid, alg)
+        if kid is None or keys.has_kid(kid):
+            memo[(kid, alg)] = found
+    return found
 
 
 def verify_signature(
@@ -147,17 +262,19 @@ def verify_signature(
     RSA public key can never be used as an HMAC secret.
     """
     alg = parsed.alg
-    if alg not in algorithms or alg not in ALGORITHMS:
+    verify = _VERIFY.get(alg)
+    if verify is None or alg not in algorithms:
         allowed = ", ".join(sorted(algorithms))
         raise UnsupportedAlgorithm(f"algorithm {alg!r} is not allowed (allowed: {allowed})")
-    candidates = keys.candidates(parsed.kid, alg)
+    kid = parsed.kid
+    candidates = _candidates(keys, kid, alg)
     if not candidates:
-        if parsed.kid is not None and not keys.has_kid(parsed.kid):
-            raise UnknownKey(f"no key with kid {parsed.kid!r} in the issuer's key set")
+        if kid is not None and not keys.has_kid(kid):
+            raise UnknownKey(f"no key with kid {kid!r} in the issuer's key set")
         raise UnknownKey(f"no key in the issuer's key set can verify {alg}")
-    verify = ALGORITHMS[alg].verify
+    signing_input, signature = parsed.signing_input, parsed.signature
     for key in candidates:
-        if verify(key.key, parsed.signing_input, parsed.signature):
+        if verify(key.key, signing_input, signature):
             return key
     raise InvalidSignature("signature verification failed")
 

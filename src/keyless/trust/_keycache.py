@@ -39,7 +39,11 @@ Clock = Callable[[], float]
 
 @dataclass(slots=True)
 class KeyCacheStats:
-    """Counters for admins and tests; times are readings of the cache's clock."""
+    """Counters for admins and tests; times are readings of the cache's clock.
+
+    ``fetches`` counts refresh attempts (each a discovery fetch when that document is stale, then a
+    JWKS fetch); ``keys`` is the size of the last good set; ``last_error`` stays after a recovery.
+    """
 
     fetches: int = 0
     discovery_fetches: int = 0
@@ -238,9 +242,13 @@ class IssuerKeyCache:
         if max_issuers < 1:
             raise ValueError("max_issuers must be at least 1")
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(follow_redirects=False, timeout=timeout)
+        if client is None:
+            client = httpx.AsyncClient(follow_redirects=False, timeout=timeout)
+        self._client = client
         self._max_issuers = max_issuers
-        self._tuning = {"max_age": max_age, "min_refresh_interval": min_refresh_interval, "timeout": timeout}
+        self._max_age = max_age
+        self._min_refresh_interval = min_refresh_interval
+        self._timeout = timeout
         self._allow_http_loopback = allow_http_loopback
         self._clock = clock
         self._max_keys = max_keys
@@ -269,9 +277,9 @@ class IssuerKeyCache:
             issuer,
             client=self._client,
             discovery_url=discovery_url,
-            max_age=self._tuning["max_age"],
-            min_refresh_interval=self._tuning["min_refresh_interval"],
-            timeout=self._tuning["timeout"],
+            max_age=self._max_age,
+            min_refresh_interval=self._min_refresh_interval,
+            timeout=self._timeout,
             allow_http_loopback=self._allow_http_loopback,
             clock=self._clock,
             max_keys=self._max_keys,

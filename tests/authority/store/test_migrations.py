@@ -110,3 +110,14 @@ def test_downgrade_to_base_removes_every_table(empty_database_url: str) -> None:
     finally:
         engine.dispose()
     assert _table_names(empty_database_url) <= {"alembic_version"}
+
+
+def test_metadata_create_all_seeds_the_revision_row_like_the_migration(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'create_all.db'}", poolclass=NullPool)
+    try:
+        metadata.create_all(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, revision FROM meta")).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in rows] == [(1, 0)]

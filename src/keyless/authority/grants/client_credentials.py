@@ -83,6 +83,7 @@ class TokenService:
         tenant = resolve_tenant(self._directory(), request.tenant)
         form = request.form
         _require_grant(form)
+        _require_target(form, request.endpoint_version)
         client = _client(tenant, form, request.basic)
         presented = Presented(
             client_secret=request.basic[1] if request.basic else form.get("client_secret"),
@@ -117,8 +118,9 @@ class TokenService:
         client_auth: Literal["1", "2"],
         endpoint_version: Literal[1, 2],
     ) -> TokenResult:
-        now = int(self._clock())
-        signer = tenant.signer(now)
+        moment = self._clock()
+        now = int(moment)
+        signer = tenant.signer(moment)
         if signer is None:  # a tenant always gets a key at creation; this is a broken store
             raise RuntimeError(f"tenant {tenant.id} has no signing key")
         low, high = self._lifetime
@@ -144,6 +146,15 @@ def _require_grant(form: Mapping[str, str]) -> None:
         raise refuse(900144, parameter="grant_type")
     if grant_type != "client_credentials":
         raise refuse(70003, grant_type=grant_type)
+
+
+def _require_target(form: Mapping[str, str], version: Literal[1, 2]) -> None:
+    """The target parameter must be present before anything is authenticated (as Entra checks it)."""
+    if version == 1 and "scope" not in form:
+        if not form.get("resource"):
+            raise refuse(900144, parameter="resource")
+    elif not form.get("scope"):
+        raise refuse(900144, parameter="scope")
 
 
 def _client(tenant: TenantView, form: Mapping[str, str], basic: tuple[str, str] | None) -> AppView:

@@ -170,22 +170,22 @@ async def keys_v1(request: Request) -> Response:
 
 
 async def instance_discovery(request: Request) -> Response:
-    """MSAL's instance discovery, for clients given this URL instead of switching discovery off."""
-    authority = _authority(request)
-    endpoint = request.query_params.get("authorization_endpoint", "")
-    parts = urlsplit(endpoint)
-    own_hosts = {
-        urlsplit(authority.settings.base_url).netloc.lower(),
-        (request.headers.get("host") or "").lower(),
-    }
-    path = parts.path.strip("/").split("/")
-    if parts.scheme != "https" or parts.netloc.lower() not in own_hosts or not path[0]:
+    """MSAL's instance discovery, for clients given this URL instead of switching discovery off.
+
+    MSAL Python names the authority by host name only (no port), so hosts are compared by name and
+    the answer carries the host and port this server is reached at.
+    """
+    endpoint = urlsplit(request.query_params.get("authorization_endpoint", ""))
+    served = {urlsplit(_authority(request).settings.base_url).netloc, request.headers.get("host") or ""}
+    by_name = {urlsplit(f"https://{netloc}").hostname: netloc for netloc in served if netloc}
+    tenant = endpoint.path.strip("/").split("/")[0]
+    netloc = by_name.get(endpoint.hostname)
+    if endpoint.scheme != "https" or netloc is None or not tenant:
         return oauth_error_response(refuse(50049), request, context="instance discovery")
-    host = parts.netloc
     body = {
-        "tenant_discovery_endpoint": f"https://{host}/{path[0]}/v2.0/.well-known/openid-configuration",
+        "tenant_discovery_endpoint": f"https://{netloc}/{tenant}/v2.0/.well-known/openid-configuration",
         "api-version": request.query_params.get("api-version", "1.1"),
-        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+        "metadata": [{"preferred_network": netloc, "preferred_cache": netloc, "aliases": [netloc]}],
     }
     return json_response(body, 200, DISCOVERY_HEADERS)
 

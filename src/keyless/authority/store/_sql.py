@@ -8,6 +8,7 @@ or ``NotFound`` (missing parent). Row <-> object translation lives in ``_mapping
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping, make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.sql.dml import ReturningInsert
@@ -96,10 +97,25 @@ def create_store_engine(url: str) -> Engine:
 
 def _on_sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        _switch_to_wal(cursor)
+    finally:
+        cursor.close()
+
+
+def _switch_to_wal(cursor: DBAPICursor) -> None:
+    """Enter WAL mode (persistent in the file). The switch ignores busy_timeout, so retry it."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def enable_sqlite_pragmas(engine: Engine) -> None:
@@ -122,13 +138,14 @@ def _constraint_kind(exc: IntegrityError) -> str:
     return "other"
 
 
-def _translate(exc: IntegrityError, subject: str) -> StorageError | IntegrityError:
+def _storage_error(exc: IntegrityError, subject: str) -> StorageError | None:
+    """The ``StorageError`` a constraint violation means, or None for any other violation."""
     kind = _constraint_kind(exc)
     if kind == "unique":
         return AlreadyExists(f"{subject} clashes with an existing one (same id or unique key)")
     if kind == "foreign_key":
         return NotFound(f"{subject} refers to a tenant or application that does not exist")
-    return exc
+    return None
 
 
 # -- the store -----------------------------------------------------------------------------------
@@ -169,7 +186,10 @@ class SqlStore:
                 yield conn
                 conn.execute(update(meta).values(revision=meta.c.revision + 1))
         except IntegrityError as exc:
-            raise _translate(exc, subject) from exc
+            error = _storage_error(exc, subject)
+            if error is None:
+                raise
+            raise error from exc
 
     def _rows(
         self, table: Table, *where: ColumnElement[bool], order_by: Sequence[Any] = ()
@@ -187,10 +207,10 @@ class SqlStore:
     ) -> list[T]:
         return [convert(row) for row in self._rows(table, *where, order_by=order_by)]
 
-    def _one(self, table: Table, convert: Callable[[m.Row], T], *where: Any) -> T:
+    def _one(self, table: Table, convert: Callable[[m.Row], T], *where: Any, subject: str) -> T:
         rows = self._rows(table, *where)
         if not rows:
-            raise NotFound(f"no such row in {table.name}")
+            raise NotFound(f"{subject} does not exist")
         return convert(rows[0])
 
     def _insert(self, table: Table, values: dict[str, Any], subject: str) -> None:
@@ -212,8 +232,8 @@ class SqlStore:
         if conn.execute(update(table).where(*matching).values(values)).rowcount == 0:
             exists = conn.execute(select(key_column).where(key_column == key_value)).first()
             if exists is None:
-                raise NotFound(f"no such row in {table.name}")
-            raise Conflict(f"{table.name} row changed since version {new.version}; re-read it")
+                raise NotFound(f"{table.name} row {key_value} does not exist")
+            raise Conflict(f"{table.name} row {key_value} changed since version {new.version}; re-read it")
         return dataclasses.replace(new, version=new.version + 1)
 
     def _update(self, table: Table, key: str, new: Versioned, values: dict[str, Any]) -> Versioned:
@@ -244,7 +264,7 @@ class SqlStore:
         by_id_or_domain = or_(
             tenants.c.id.in_([tenant_id, tenant_id.lower()]), tenants.c.id == owner_of_domain
         )
-        return self._one(tenants, m.tenant_from, by_id_or_domain)
+        return self._one(tenants, m.tenant_from, by_id_or_domain, subject=f"tenant {tenant_id}")
 
     def list_tenants(self) -> list[Tenant]:
         return self._list(tenants, m.tenant_from, order_by=(tenants.c.created_at, tenants.c.id))
@@ -266,7 +286,8 @@ class SqlStore:
         return app
 
     def get_application(self, object_id: str) -> Application:
-        return self._one(applications, m.application_from, applications.c.object_id == object_id)
+        by_id = applications.c.object_id == object_id
+        return self._one(applications, m.application_from, by_id, subject=f"application {object_id}")
 
     def list_applications(self, tenant_id: str) -> list[Application]:
         order = (applications.c.created_at, applications.c.object_id)

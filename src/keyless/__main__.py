@@ -1,0 +1,5 @@
+"""``python -m keyless`` runs the command line."""
+
+from keyless.cli import main
+
+main()

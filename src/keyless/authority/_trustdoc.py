@@ -1,0 +1,391 @@
+"""The trust document's model, and the machinery to read it with line numbers.
+
+A trust document declares tenants, applications and their credentials with Microsoft Graph's
+property names. ``_trustparse`` validates YAML or JSON into these frozen specs (every problem at
+once, as ``file:line: message``); ``_trustfile`` reconciles them with a store (plan, apply, export).
+``ACCEPTED_KEYS`` lists every key per object; ``trust-file.schema.json`` mirrors it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from keyless.authority.model import FIC_AUDIENCE_DEFAULT, SigningAlg, TokenVersion
+from keyless.errors import ConfigurationError
+
+__all__ = [
+    "ACCEPTED_KEYS",
+    "AppRoleSpec",
+    "ApplicationSpec",
+    "CertificateSpec",
+    "Context",
+    "FicSpec",
+    "Reader",
+    "RoleAssignmentSpec",
+    "SecretSpec",
+    "TenantSpec",
+    "TrustDocument",
+    "Where",
+    "read_yaml",
+    "suggest",
+    "type_name",
+]
+
+# Every key the loader accepts, per object; trust-file.schema.json has one $defs entry per name.
+ACCEPTED_KEYS: dict[str, tuple[str, ...]] = {
+    "document": ("$schema", "tenants"),
+    "tenant": (
+        "id",
+        "displayName",
+        "domains",
+        "signingAlgorithm",
+        "detailedErrors",
+        "maxFederatedIdentityCredentialsPerApp",
+        "applications",
+    ),
+    "application": (
+        "displayName",
+        "appId",
+        "identifierUris",
+        "api",
+        "requestedAccessTokenVersion",
+        "appRoleAssignmentRequired",
+        "appRoles",
+        "federatedIdentityCredentials",
+        "passwordCredentials",
+        "keyCredentials",
+        "appRoleAssignments",
+    ),
+    "api": ("requestedAccessTokenVersion",),
+    "appRole": ("id", "value", "displayName", "description", "allowedMemberTypes", "isEnabled"),
+    "federatedIdentityCredential": ("name", "issuer", "subject", "audiences", "description"),
+    "passwordCredential": ("displayName", "valueFrom", "hint"),
+    "valueFrom": ("env", "file"),
+    "keyCredential": ("displayName", "certificateFile", "certificate"),
+    "appRoleAssignment": ("resource", "appRole"),
+}
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+# -- the document ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """A place in the document: ``file:line`` for YAML, ``<api>: tenants[0]...`` without lines."""
+
+    source: str
+    line: int | None
+    path: str
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            return f"{self.source}:{self.line}"
+        return f"{self.source}: {self.path}" if self.path else self.source
+
+    def child(self, key: str | int, line: int | None) -> Where:
+        path = f"{self.path}[{key}]" if isinstance(key, int) else f"{self.path}.{key}".lstrip(".")
+        return Where(self.source, line if line is not None else self.line, path)
+
+
+_NOWHERE = Where("<code>", None, "")
+
+
+@dataclass(frozen=True, slots=True)
+class AppRoleSpec:
+    id: str | None  # None: keep the stored role's id (same value), or generate one
+    value: str
+    display_name: str = ""
+    description: str = ""
+    allowed_member_types: tuple[str, ...] = ("Application",)
+    is_enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FicSpec:
+    name: str
+    issuer: str
+    subject: str
+    audiences: tuple[str, ...] = (FIC_AUDIENCE_DEFAULT,)
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSpec:
+    """A password credential matched by ``display_name``; ``value`` None keeps the stored one."""
+
+    display_name: str
+    value: str | None = dataclasses.field(default=None, repr=False)
+    hint: str | None = None
+    where: Where = dataclasses.field(default=_NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateSpec:
+    """A key credential matched by thumbprint (``x5t``, base64url SHA-1)."""
+
+    cert_der: bytes = dataclasses.field(repr=False)
+    thumbprint: str
+    display_name: str | None = None  # None: the certificate's subject, as the admin API does
+
+
+@dataclass(frozen=True, slots=True)
+class RoleAssignmentSpec:
+    """This application holds ``role_value`` on the application ``resource_app_id`` (resolved)."""
+
+    resource: str  # as written: displayName or appId
+    app_role: str  # as written: value or id
+    resource_app_id: str = ""
+    role_value: str = ""
+    where: Where = dataclasses.field(default=_NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationSpec:
+    display_name: str
+    app_id: str
+    identifier_uris: tuple[str, ...] = ()
+    app_roles: tuple[AppRoleSpec, ...] = ()
+    requested_access_token_version: TokenVersion | None = None
+    app_role_assignment_required: bool = False
+    fics: tuple[FicSpec, ...] = ()
+    secrets: tuple[SecretSpec, ...] = ()
+    certificates: tuple[CertificateSpec, ...] = ()
+    role_assignments: tuple[RoleAssignmentSpec, ...] = ()
+    where: Where = dataclasses.field(default=_NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSpec:
+    id: str
+    display_name: str
+    domains: tuple[str, ...] = ()
+    signing_alg: SigningAlg = "RS256"
+    detailed_errors: bool = False
+    max_fics_per_app: int = 20
+    applications: tuple[ApplicationSpec, ...] = ()
+    where: Where = dataclasses.field(default=_NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustDocument:
+    tenants: tuple[TenantSpec, ...]
+    source: str = "<api>"
+
+
+# -- YAML with line numbers ------------------------------------------------------------------------
+
+
+class _Map(dict[object, object]):
+    """A YAML mapping that remembers where it and each of its keys started (1-based lines)."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__()
+        self.line = line
+        self.key_lines: dict[object, int] = {}
+        self.duplicates: list[tuple[object, int]] = []
+
+
+class _Seq(list[object]):
+    def __init__(self, line: int) -> None:
+        super().__init__()
+        self.line = line
+        self.item_lines: list[int] = []
+
+
+class _LineLoader(yaml.SafeLoader):
+    """The safe loader, building ``_Map`` / ``_Seq`` so problems can name their line."""
+
+
+def _construct_map(loader: yaml.SafeLoader, node: yaml.Node) -> _Map:
+    assert isinstance(node, yaml.MappingNode)
+    loader.flatten_mapping(node)
+    result = _Map(node.start_mark.line + 1)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, Hashable):
+            key = str(key)
+        line = key_node.start_mark.line + 1
+        if key in result:
+            result.duplicates.append((key, line))
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = line
+    return result
+
+
+def _construct_seq(loader: yaml.SafeLoader, node: yaml.Node) -> _Seq:
+    assert isinstance(node, yaml.SequenceNode)
+    result = _Seq(node.start_mark.line + 1)
+    for item in node.value:
+        result.append(loader.construct_object(item, deep=True))
+        result.item_lines.append(item.start_mark.line + 1)
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+
+
+def read_yaml(path: Path) -> object:
+    """Parse a YAML file into plain data whose mappings and lists remember their lines."""
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{path}: cannot read the trust file: {exc}") from None
+    loader = _LineLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise ConfigurationError(f"{path}:{line}: not valid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path}: not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+# -- reading one mapping ---------------------------------------------------------------------------
+
+
+def type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    names = {dict: "a mapping", list: "a list", str: "a string"}
+    return next((n for t, n in names.items() if isinstance(value, t)), f"a {type(value).__name__}")
+
+
+def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    lowered = {c.lower(): c for c in choices}
+    match = lowered.get(word.lower()) or next(iter(difflib.get_close_matches(word, choices, n=1)), None)
+    return f" (did you mean {match!r}?)" if match else ""
+
+
+class Context:
+    """Where the document came from, and every problem found so far."""
+
+    def __init__(self, source: str, base_dir: Path | None) -> None:
+        self.source = source
+        self.base_dir = base_dir
+        self.problems: list[str] = []
+
+    def problem(self, where: Where, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+
+class Reader:
+    """Typed access to one mapping of the document; every problem lands in the context."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        data: object,
+        where: Where,
+        kind: str,
+        *,
+        name_key: str | None = None,
+        refused: Mapping[str, str] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.where = where
+        self.label = kind
+        self.valid = isinstance(data, dict)
+        self.data: dict[object, object] = data if isinstance(data, dict) else {}
+        if not self.valid:
+            ctx.problem(where, f"{kind} must be a mapping, not {type_name(data)}")
+            return
+        name = self.data.get(name_key) if name_key else None
+        if isinstance(name, str):
+            self.label = f"{kind} {name!r}"
+        allowed = ACCEPTED_KEYS[kind.split(" ")[0]]
+        for key, line in getattr(data, "duplicates", []):
+            ctx.problem(where.child(str(key), line), f"{self.label}: key {key!r} is given twice")
+        for key in self.data:
+            if not isinstance(key, str):
+                self.report(None, f"key {key!r} must be a string")
+            elif refused and key in refused:
+                self.report(key, refused[key])
+            elif key not in allowed:
+                self.report(key, f"unknown key {key!r}{suggest(key, allowed)}")
+
+    def at(self, key: str | None) -> Where:
+        if key is None:
+            return self.where
+        lines = getattr(self.data, "key_lines", {})
+        return self.where.child(key, lines.get(key))
+
+    def report(self, key: str | None, message: str) -> None:
+        self.ctx.problem(self.at(key), f"{self.label}: {message}")
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str) -> object:
+        return self.data.get(key)
+
+    def text(self, key: str, *, required: bool = False, empty_ok: bool = False) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.report(key if key in self.data else None, f"{key} is required")
+            return None
+        if not isinstance(value, str):
+            quote = " (quote it)" if isinstance(value, int | float) and not isinstance(value, bool) else ""
+            self.report(key, f"{key} must be a string, not {type_name(value)}{quote}")
+            return None
+        if not value.strip() and not empty_ok:
+            self.report(key, f"{key} must not be empty")
+            return None
+        return value
+
+    def guid(self, key: str, *, required: bool = False) -> str | None:
+        value = self.text(key, required=required)
+        if value is not None and not _GUID.match(value):
+            self.report(key, f"{key} {value!r} is not a GUID")
+            return None
+        return value.lower() if value else None
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            self.report(key, f"{key} must be true or false, not {type_name(value)}")
+            return default
+        return value
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self.data.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            self.report(key, f"{key} must be a whole number from {low} to {high}")
+            return default
+        return value
+
+    def texts(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            self.report(key, f"{key} must be a list of non-empty strings")
+            return default
+        return tuple(str(v) for v in value)
+
+    def items(self, key: str) -> list[tuple[object, Where]]:
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.report(key, f"{key} must be a list, not {type_name(value)}")
+            return []
+        base = self.at(key)
+        lines: list[int] = getattr(value, "item_lines", [])
+        return [(item, base.child(i, lines[i] if i < len(lines) else None)) for i, item in enumerate(value)]

@@ -1,0 +1,65 @@
+"""The verified caller: who it is, for which tenant, with which roles and scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+__all__ = ["Identity", "identity_from_claims"]
+
+
+class Identity(NamedTuple):
+    """A caller whose token passed every check (a tuple: immutable and cheap to build).
+
+    ``app_id`` is Entra's ``appid`` (v1) or ``azp`` (v2, and Google's ``azp``); ``scopes`` is the
+    ``scp`` claim split on spaces; ``claims`` is the whole (read-only) payload; ``expires`` is ``exp``.
+    """
+
+    subject: str
+    issuer: str
+    object_id: str | None
+    app_id: str | None
+    tenant_id: str | None
+    roles: tuple[str, ...]
+    scopes: tuple[str, ...]
+    email: str | None
+    expires: float
+    claims: Mapping[str, Any]
+    issuer_kind: str
+
+    @property
+    def principals(self) -> frozenset[str]:
+        """The names a policy's ``principals`` may use for this caller: sub, oid, appid/azp, email."""
+        found = {self.subject, self.object_id, self.app_id, self.email}
+        found.discard(None)
+        return frozenset(v for v in found if v)
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def identity_from_claims(payload: Mapping[str, Any], *, kind: str, expires: float) -> Identity:
+    """Build the identity from a checked payload (``sub`` and ``iss`` were checked to be text)."""
+    roles = payload.get("roles")
+    scp = payload.get("scp")
+    return Identity(
+        payload["sub"],
+        payload["iss"],
+        _text(payload.get("oid")),
+        _text(payload.get("appid")) or _text(payload.get("azp")),
+        _text(payload.get("tid")),
+        tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else (),
+        tuple(scp.split()) if isinstance(scp, str) else (),
+        _text(payload.get("email")),
+        expires,
+        MappingProxyType(payload),  # type: ignore[arg-type]
+        kind,
+    )

@@ -1,0 +1,327 @@
+"""``keyless guard``: an ASGI reverse proxy that lets only verified, allowed callers reach an upstream.
+
+Per request: the gate decides (see ``_gate``); a refusal is answered here and never forwarded.
+An allowed request goes to the upstream with
+
+* hop-by-hop headers removed (RFC 9110 §7.6.1, plus any named in ``Connection``);
+* every ``X-Keyless-*`` header the client sent removed, and the verified identity added:
+  ``X-Keyless-Subject``, ``-Object-Id``, ``-App-Id``, ``-Tenant-Id``, ``-Roles`` (comma-separated),
+  ``-Scopes`` (space-separated), ``-Issuer``, ``-Email`` (each only when the token has it; values
+  outside visible ASCII, and commas inside a role, are percent-encoded);
+* ``X-Serverless-Authorization`` removed, and ``Authorization`` too when it carried the token;
+* ``X-Forwarded-For`` / ``-Proto`` / ``-Host`` set.
+
+Bodies stream both ways. An upstream that refuses connections is 502, one that does not answer in
+time 504. Each request writes one line to the ``keyless.guard.access`` logger with the decision and
+its reason (never the token, never the query string).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from keyless.guard._config import GuardConfig
+from keyless.guard._gate import SERVERLESS_AUTHORIZATION, Gate, Outcome, log_access, refusal
+from keyless.guard._identity import Identity
+from keyless.guard._policy import Policy
+from keyless.guard._verifier import Verifier
+
+__all__ = ["IDENTITY_HEADERS", "GuardProxy", "identity_headers"]
+
+logger = logging.getLogger("keyless.guard")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+IDENTITY_PREFIX = b"x-keyless-"
+IDENTITY_HEADERS = (
+    "X-Keyless-Subject",
+    "X-Keyless-Object-Id",
+    "X-Keyless-App-Id",
+    "X-Keyless-Tenant-Id",
+    "X-Keyless-Roles",
+    "X-Keyless-Scopes",
+    "X-Keyless-Issuer",
+    "X-Keyless-Email",
+)
+_FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+_VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%") + " "
+
+
+def _header_value(text: str, *, also: str = "") -> bytes:
+    """``text`` as a header value: visible ASCII as is, anything else (and ``also``) percent-encoded."""
+    if text.isascii() and text.isprintable() and not (also and any(c in text for c in also)):
+        return text.encode("ascii")
+    safe = "".join(c for c in _VISIBLE if c not in also)
+    return quote(text, safe=safe).encode("ascii")
+
+
+def identity_headers(identity: Identity) -> list[tuple[bytes, bytes]]:
+    """The ``X-Keyless-*`` headers the upstream receives for ``identity``."""
+    headers = [(b"x-keyless-subject", _header_value(identity.subject))]
+    for name, value in (
+        (b"x-keyless-object-id", identity.object_id),
+        (b"x-keyless-app-id", identity.app_id),
+        (b"x-keyless-tenant-id", identity.tenant_id),
+    ):
+        if value:
+            headers.append((name, _header_value(value)))
+    if identity.roles:
+        headers.append((b"x-keyless-roles", b",".join(_header_value(r, also=", ") for r in identity.roles)))
+    if identity.scopes:
+        headers.append((b"x-keyless-scopes", b" ".join(_header_value(s, also=" ") for s in identity.scopes)))
+    headers.append((b"x-keyless-issuer", _header_value(identity.issuer)))
+    if identity.email:
+        headers.append((b"x-keyless-email", _header_value(identity.email)))
+    return headers
+
+
+def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            named.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return frozenset(named)
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class GuardProxy:
+    """The reverse proxy as an ASGI app (serve it with uvicorn); handles its own lifespan.
+
+    ``client`` may be given (tests, custom transports); by default one is made with the
+    configuration's upstream timeouts. ``verifier`` may be shared; by default one is made.
+    """
+
+    def __init__(
+        self,
+        upstream: str | None = None,
+        *,
+        config: GuardConfig | None = None,
+        verifier: Verifier | None = None,
+        policy: Policy | None = None,
+        client: httpx.AsyncClient | None = None,
+        realm: str = "keyless",
+        max_connections: int = 512,
+    ) -> None:
+        if verifier is None:
+            if config is None:
+                raise ValueError("GuardProxy needs a config or a verifier")
+            verifier = Verifier(config)
+            self._owns_verifier = True
+        else:
+            self._owns_verifier = False
+        config = verifier.config
+        target = upstream or config.upstream
+        if not target:
+            raise ValueError("GuardProxy needs an upstream URL (argument or 'upstream' in the config)")
+        self.upstream = httpx.URL(target.rstrip("/"))
+        self._prefix = self.upstream.raw_path.rstrip(b"/")
+        self.verifier = verifier
+        self.gate = Gate(verifier, policy, realm=realm)
+        self.realm = realm
+        self._owns_client = client is None
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                config.upstream_timeout,
+                connect=config.upstream_connect_timeout,
+                pool=config.upstream_connect_timeout,
+            ),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1003, "reason": "not proxied"})
+
+    # -- one request -------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        outcome = await self.gate.check(method, path, headers, scope.get("raw_path"))
+        if not outcome.allowed:
+            status, out_headers, body = refusal(outcome, self.realm)
+            await send({"type": "http.response.start", "status": status, "headers": out_headers})
+            await send({"type": "http.response.body", "body": body})
+            log_access(method, path, status, outcome, time.perf_counter() - started)
+            return
+        status, upstream_note = await self._forward(scope, receive, send, outcome)
+        log_access(method, path, status, outcome, time.perf_counter() - started, upstream=upstream_note)
+
+    def _upstream_request(self, scope: Scope, outcome: Outcome, content: Any) -> httpx.Request:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        dropped = HOP_BY_HOP | _connection_tokens(headers)
+        out: list[tuple[bytes, bytes]] = []
+        forwarded_for = b""
+        host = b""
+        for name, value in headers:
+            if name in dropped or name.startswith(IDENTITY_PREFIX) or name == SERVERLESS_AUTHORIZATION:
+                continue
+            if name == outcome.token_header or name in _FORWARDED:
+                if name == b"x-forwarded-for":
+                    forwarded_for = value
+                continue
+            if name == b"host":
+                host = value
+                continue
+            out.append((name, value))
+        client = scope.get("client")
+        if client:
+            address = client[0].encode("ascii", "replace")
+            forwarded_for = forwarded_for + b", " + address if forwarded_for else address
+        if forwarded_for:
+            out.append((b"x-forwarded-for", forwarded_for))
+        out.append((b"x-forwarded-proto", scope.get("scheme", "http").encode("ascii")))
+        if host:
+            out.append((b"x-forwarded-host", host))
+        if outcome.identity is not None:
+            out.extend(identity_headers(outcome.identity))
+        raw_path = scope.get("raw_path") or quote(scope["path"]).encode("ascii")
+        query = scope.get("query_string") or b""
+        target = self._prefix + raw_path + (b"?" + query if query else b"")
+        url = self.upstream.copy_with(raw_path=target)
+        return self.client.build_request(scope["method"], url, headers=out, content=content)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, outcome: Outcome) -> tuple[int, str]:
+        first = await receive()
+        if first["type"] == "http.disconnect":
+            return 499, "client gone"
+        body: bytes = first.get("body", b"")
+        content: Any = body if not first.get("more_body", False) else self._body(body, receive)
+        if content == b"" and not any(n in (b"content-length", b"transfer-encoding") for n, _ in scope["headers"]):
+            content = None
+        request = self._upstream_request(scope, outcome, content)
+        try:
+            response = await self.client.send(request, stream=True)
+        except _ClientGone:
+            return 499, "client gone"
+        except httpx.TimeoutException as exc:
+            return await self._gateway_error(send, 504, f"the upstream did not answer in time ({type(exc).__name__})")
+        except httpx.HTTPError as exc:
+            return await self._gateway_error(send, 502, f"the upstream cannot be reached ({type(exc).__name__})")
+        try:
+            await self._relay(response, receive, send)
+        finally:
+            await response.aclose()
+        return response.status_code, str(response.status_code)
+
+    @staticmethod
+    async def _body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+    async def _relay(self, response: httpx.Response, receive: Receive, send: Send) -> None:
+        dropped = HOP_BY_HOP | _connection_tokens(response.headers.raw)
+        headers = [(n.lower(), v) for n, v in response.headers.raw if n.lower() not in dropped]
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        if "content-length" in response.headers:
+            await self._copy(response, send)
+            return
+        # A body of unknown length may never end (event streams): stop when the client leaves.
+        copy = asyncio.ensure_future(self._copy(response, send))
+        gone = asyncio.ensure_future(self._disconnected(receive))
+        try:
+            await asyncio.wait({copy, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (copy, gone):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        if copy.done() and not copy.cancelled():
+            copy.result()
+
+    @staticmethod
+    async def _copy(response: httpx.Response, send: Send) -> None:
+        try:
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.HTTPError as exc:
+            # Headers are gone already: drop the connection rather than end a truncated body cleanly.
+            logger.warning("upstream response broke off: %s: %s", type(exc).__name__, exc)
+            raise
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _disconnected(receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    async def _gateway_error(self, send: Send, status: int, reason: str) -> tuple[int, str]:
+        logger.warning("%s", reason)
+        outcome = Outcome(False, status, "upstream_unavailable" if status == 502 else "upstream_timeout", reason)
+        _, headers, body = refusal(outcome, self.realm)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return status, reason
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        """Fetch the trusted issuers' keys ahead of the first request; problems are only logged."""
+        for warning in self.verifier.config.development_warnings():
+            logger.warning("%s", warning)
+        for issuer, problem in (await self.verifier.warm()).items():
+            if problem is not None:
+                logger.warning("issuer %s: %s (will retry on demand)", issuer, problem)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+        if self._owns_verifier:
+            await self.verifier.aclose()

@@ -1,0 +1,208 @@
+"""The guard's verifier: a token in, an :class:`Identity` out, or a refusal with a code and a reason.
+
+Two steps (STYLE idea 4). First the signature: the ``alg`` must be on the allow-list and the
+``iss`` trusted *before* any key is fetched; the key set comes from the shared
+:class:`~keyless.trust.IssuerKeyCache` (max age, one refetch per cooldown on an unknown ``kid``,
+single flight, last good set while the issuer is down). Then the claims, against a clock passed in
+(``now=``). A token that passed is remembered (by its SHA-256, until its ``exp``) so that the next
+request with it costs a hash and a dict lookup.
+
+Imports nothing from the server packages: usable from any asyncio program.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from keyless.errors import TransportError, VerificationError
+from keyless.guard._cache import TokenCache
+from keyless.guard._checks import (
+    check_algorithm,
+    check_audience,
+    check_expiry,
+    check_not_before,
+    check_required,
+    check_size,
+    check_subject,
+)
+from keyless.guard._config import PRESENT, GuardConfig, load_config
+from keyless.guard._identity import Identity, identity_from_claims
+from keyless.guard._issuers import (
+    IssuerRegistry,
+    KeySource,
+    TrustedIssuer,
+    check_key_issuer,
+    check_tenant,
+)
+from keyless.jose import KeySet, PublicKey, parse_compact, verify_signature
+from keyless.trust import IssuerKeyCache, RemoteKeySet
+
+__all__ = ["IssuerUnavailable", "Verifier", "http_client_for"]
+
+
+_INF = float("inf")
+
+
+class IssuerUnavailable(VerificationError):
+    """The issuer's keys cannot be fetched and none were fetched before: not the caller's fault (503)."""
+
+    code = "issuer_unavailable"
+
+
+def ssl_context_for(ca_bundle: Path | None) -> ssl.SSLContext | bool:
+    """The usual trust store, plus ``ca_bundle`` (a local authority's CA) when given."""
+    if ca_bundle is None:
+        return True
+    try:
+        import certifi
+
+        context = ssl.create_default_context(cafile=certifi.where())
+    except ImportError:  # pragma: no cover - certifi comes with httpx
+        context = ssl.create_default_context()
+    context.load_verify_locations(cafile=str(ca_bundle))
+    return context
+
+
+def http_client_for(config: GuardConfig) -> httpx.AsyncClient:
+    """The client the guard fetches discovery documents and key sets with."""
+    return httpx.AsyncClient(
+        verify=ssl_context_for(config.ca_bundle),
+        follow_redirects=False,
+        timeout=config.keys_timeout,
+        trust_env=False,
+    )
+
+
+class Verifier:
+    """Verifies bearer tokens against a :class:`GuardConfig`; an async context manager.
+
+    ``key_cache`` shares an :class:`IssuerKeyCache` (the verifier then leaves it open); by default
+    the verifier makes its own from the configuration. ``clock`` gives wall-clock seconds.
+    """
+
+    def __init__(
+        self,
+        config: GuardConfig,
+        *,
+        key_cache: IssuerKeyCache | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.issuers = IssuerRegistry(config)
+        self._clock = clock
+        self._algorithms = frozenset(config.algorithms)
+        self._leeway = config.leeway
+        self._max_size = config.max_token_size
+        self._required = config.required_claims
+        self._client: httpx.AsyncClient | None = None
+        if key_cache is None:
+            self._client = http_client_for(config)
+            key_cache = IssuerKeyCache(
+                client=self._client,
+                max_age=config.keys_max_age,
+                min_refresh_interval=config.keys_refresh_cooldown,
+                timeout=config.keys_timeout,
+                allow_http_loopback=config.allow_http_loopback_issuers,
+            )
+        self.key_cache = key_cache
+        self._remotes: dict[KeySource, RemoteKeySet] = {}
+        self.token_cache = TokenCache(config.token_cache_size) if config.token_cache_size > 0 else None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> Verifier:
+        return cls(load_config(path), **kwargs)
+
+    # -- the whole check ---------------------------------------------------------------------------
+
+    async def verify(self, token: str, *, now: float | None = None) -> Identity:
+        """The identity ``token`` proves; otherwise a ``VerificationError`` (``code``, ``reason``).
+
+        ``IssuerUnavailable`` means the issuer could not be reached and no keys were cached.
+        """
+        if now is None:
+            now = self._clock()
+        check_size(token, self._max_size)
+        cache = self.token_cache
+        if cache is not None:
+            digest = cache.key(token)
+            known = cache.lookup(digest, now)
+            if known is not None:
+                return known
+        parsed = parse_compact(token, max_size=self._max_size)
+        check_algorithm(parsed.alg, self._algorithms)
+        payload = parsed.payload
+        trusted = self.issuers.resolve(payload)
+        keys = await self.keys_for(trusted, parsed.kid)
+        key = verify_signature(parsed, keys, algorithms=self._algorithms)
+        identity = self.check_claims(payload, trusted, key, now)
+        if cache is not None:
+            not_before = payload.get("nbf")
+            valid_from = not_before - self._leeway if type(not_before) in (int, float) else -_INF
+            cache.store(digest, identity, valid_from)
+        return identity
+
+    async def keys_for(self, trusted: TrustedIssuer, kid: str | None) -> KeySet:
+        """The trusted issuer's key set (refetched once per cooldown if ``kid`` is not in it)."""
+        source = trusted.keys
+        remote = self._remotes.get(source)
+        if remote is None:
+            remote = self.key_cache.remote(source.issuer, discovery_url=source.discovery_url)
+            self._remotes[source] = remote
+        try:
+            return await remote.get_for_kid(kid)
+        except TransportError as exc:
+            raise IssuerUnavailable(f"the keys of {trusted.issuer} cannot be fetched: {exc}") from None
+
+    def check_claims(
+        self, payload: Any, trusted: TrustedIssuer, key: PublicKey, now: float
+    ) -> Identity:
+        """Step two, after the signature: the claims, in the order of ``_checks``."""
+        check_key_issuer(trusted, key, payload)
+        expires = check_expiry(payload, now, self._leeway)
+        check_not_before(payload, now, self._leeway)
+        check_audience(payload, trusted.audiences)
+        check_tenant(trusted, payload)
+        check_subject(payload)
+        if self._required:
+            check_required(payload, self._required, PRESENT)
+        return identity_from_claims(payload, kind=trusted.kind, expires=expires)
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    async def warm(self) -> dict[str, str | None]:
+        """Fetch the keys of every exactly-configured issuer now; issuer -> problem (``None``: fine)."""
+        results: dict[str, str | None] = {}
+        for name in self.issuers.trusted():
+            try:
+                trusted = self.issuers.resolve({"iss": name})
+            except VerificationError:
+                continue  # templated (multi-tenant) issuers are fetched on first use
+            try:
+                await self.keys_for(trusted, None)
+                results[name] = None
+            except IssuerUnavailable as exc:
+                results[name] = exc.reason
+        return results
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self.key_cache.aclose()
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Verifier:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,125 @@
+"""``keyless serve`` as a real subprocess: HTTPS with the local CA, the trust file applied, the
+admin key bootstrapped 0600, a busy port explained, and ``keyless keys`` over the admin API."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TENANT = "9b1d7f0e-3c4a-4e5f-8a6b-2c1d0e9f8a7b"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def keyless(*args: str, data_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "keyless", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "KEYLESS_DATA_DIR": str(data_dir)},
+        cwd=REPO,
+    )
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keyless", "serve", "--port", str(port), "--trust", "examples/trust.yaml"],
+        env={**os.environ, "KEYLESS_DATA_DIR": str(tmp_path), "KEYLESS_PORT": str(port)},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"https://localhost:{port}"
+    ca = tmp_path / "tls" / "ca.pem"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{base}/healthz", verify=ssl.create_default_context(cafile=str(ca)), timeout=1)
+            break
+        except (httpx.TransportError, OSError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                output = process.communicate()[0]
+                raise AssertionError(output) from None
+            time.sleep(0.2)
+    try:
+        yield base, tmp_path
+    finally:
+        process.terminate()
+        process.wait(15)
+        if process.stdout:
+            process.stdout.close()
+
+
+def test_serve_applies_the_trust_file_and_serves_discovery_over_https(served: tuple[str, Path]) -> None:
+    base, data_dir = served
+    doc = httpx.get(
+        f"{base}/contoso.example/v2.0/.well-known/openid-configuration",
+        verify=ssl.create_default_context(cafile=str(data_dir / "tls" / "ca.pem")),
+    ).json()
+    assert doc["issuer"] == f"{base}/{TENANT}/v2.0"
+    assert stat.S_IMODE((data_dir / "admin.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((data_dir / "kek.key").stat().st_mode) == 0o600
+
+
+def test_keys_rotate_and_list_find_the_local_server_through_the_data_dir(served: tuple[str, Path]) -> None:
+    _, data_dir = served
+    rotated = keyless(
+        "keys", "rotate", "contoso.example", "--publish-delay", "3600", "--json", data_dir=data_dir
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    new = json.loads(rotated.stdout)
+    assert new["state"] == "pending"
+    listed = keyless("keys", "list", TENANT, "--json", data_dir=data_dir)
+    states = {k["kid"]: k["state"] for k in json.loads(listed.stdout)}
+    assert states[new["kid"]] == "pending"
+    assert sorted(states.values()) == ["active", "pending"]
+
+
+def test_busy_port_gives_a_clear_message_and_the_flag_to_change_it(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = keyless("serve", "--port", str(port), data_dir=tmp_path, timeout=30)
+    assert result.returncode == 2
+    assert "busy" in result.stderr and "--port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_configuration_lists_every_problem_without_a_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "keyless", "serve"],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "KEYLESS_DATA_DIR": str(tmp_path),
+            "KEYLESS_TOKEN_LIFETIME_MIN": "9000",
+            "KEYLESS_TLS_CERT": "/x",
+        },
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "LIFETIME" in result.stderr and "TLS_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
