@@ -117,7 +117,8 @@ def _server(data_dir: Path, port: int, workers: int) -> Iterator[str]:
         "--workers",
         str(workers),
     ]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"https://localhost:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -127,14 +128,14 @@ def _server(data_dir: Path, port: int, workers: int) -> Iterator[str]:
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(
-                        "server did not start: " + (process.stderr.read().decode() if process.stderr else "")
-                    ) from None
+                    log.seek(0)
+                    raise RuntimeError("server did not start: " + log.read().decode()) from None
                 time.sleep(0.2)
         yield base
     finally:
         process.terminate()
         process.wait(15)
+        log.close()
 
 
 def _wrk(url: str, body: str, seconds: float, connections: int) -> dict[str, float]:

@@ -72,7 +72,7 @@ class Presented:
     client_secret: str | None
     client_assertion: str | None
     client_assertion_type: str | None
-    token_endpoint_urls: frozenset[str]  # acceptable ``aud`` values for certificate assertions
+    origins: frozenset[str]  # scheme://host:port the server was reached at (certificate assertion ``aud``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +106,7 @@ class ClientAuthenticator:
             raise refuse(9002313, detail=f"client_assertion_type must be '{JWT_BEARER}'.")
         parsed = _parse_assertion(presented.client_assertion)
         if _is_certificate_assertion(parsed, client):
-            await self._check_certificate_assertion(client, parsed, presented)
+            await self._check_certificate_assertion(tenant, client, parsed, presented)
         else:
             await self._check_federated_assertion(tenant, client, parsed)
         return "2"
@@ -125,7 +125,7 @@ class ClientAuthenticator:
 
     # -- certificate assertion (private_key_jwt) ------------------------------------------------
     async def _check_certificate_assertion(
-        self, client: AppView, parsed: ParsedJWS, presented: Presented
+        self, tenant: TenantView, client: AppView, parsed: ParsedJWS, presented: Presented
     ) -> None:
         header = parsed.header
         sha256 = _thumbprint(header.get("x5t#S256"))
@@ -153,7 +153,8 @@ class ClientAuthenticator:
         app_id = client.app.app_id
         if payload.get("iss") != app_id or payload.get("sub") != app_id:
             raise refuse(700021, detail="The assertion's 'iss' and 'sub' must both be the client_id.")
-        if not _audience_matches(payload.get("aud"), presented.token_endpoint_urls):
+        accepted = token_endpoint_audiences(presented.origins, (tenant.id, *tenant.tenant.domains))
+        if not _audience_matches(payload.get("aud"), accepted):
             raise refuse(700023, detail=f"Presented audience: {_claim_text(payload.get('aud'))!r}.")
         window = self._time_window(payload, now)
         jti = payload.get("jti")

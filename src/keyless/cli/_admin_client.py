@@ -46,10 +46,13 @@ def _message(response: httpx.Response) -> str:
         error = response.json().get("error", {})
     except ValueError:
         return response.text[:200]
-    if isinstance(error, dict):
-        details = "; ".join(d.get("message", "") for d in error.get("details", []) if isinstance(d, dict))
-        return str(error.get("message", "")) + (f" ({details})" if details else "")
-    return str(error)
+    if not isinstance(error, dict):
+        return str(error)
+    message = str(error.get("message", ""))
+    details = [str(d.get("message", "")) for d in error.get("details", []) if isinstance(d, dict)]
+    if details and details != [message]:
+        return message + ": " + "; ".join(details)
+    return message
 
 
 def connect(url: str | None, admin_key: str | None, data_dir: Path | None) -> AdminClient:

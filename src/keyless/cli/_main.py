@@ -3,13 +3,14 @@ step, never a traceback (unless ``--debug``)."""
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 
 import typer
 from rich.console import Console
 
 from keyless import __version__
+from keyless._logging import configure_logging
 from keyless.cli import _keys, _serve
 from keyless.errors import ConfigurationError, KeylessError
 
@@ -43,7 +44,7 @@ app.add_typer(_keys.app, name="keys")
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(os.environ.get("KEYLESS_LOG_LEVEL", "info"))
     try:
         app()
     except ConfigurationError as exc:

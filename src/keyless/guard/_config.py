@@ -170,7 +170,8 @@ def _check_url(reader: Reader, path: PathKey, url: str, *, allow_http: bool, any
         reader.problem(path, f"{url!r} is not an http(s) URL")
     elif parts.scheme == "http" and not any_http and not (allow_http and _is_loopback(host)):
         reader.problem(
-            path, f"{url!r}: https is required (http only to a loopback host with allow_http_loopback_issuers)"
+            path,
+            f"{url!r}: https is required (http only to a loopback host with allow_http_loopback_issuers)",
         )
 
 
@@ -303,7 +304,9 @@ def read_config(reader: Reader, raw: Any) -> GuardConfig:
     """Read a whole guard configuration; problems go to ``reader`` (the caller raises them)."""
     data = reader.mapping(raw, (), _TOP_KEYS)
     allow_http = reader.flag(data, (), "allow_http_loopback_issuers", False)
-    issuers = reader.items(data, (), "issuers", lambda item, path: _read_issuer(reader, item, path, allow_http))
+    issuers = reader.items(
+        data, (), "issuers", lambda item, path: _read_issuer(reader, item, path, allow_http)
+    )
     if "issuers" not in data:
         reader.problem(("issuers",), "list at least one trusted issuer")
     audiences = reader.text_list(data, (), "audiences")

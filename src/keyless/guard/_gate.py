@@ -119,7 +119,9 @@ class Gate:
             return Outcome(True, 200, "anonymous", f"anonymous path ({rule.where})")
         token, header, problem = bearer_token(headers)
         if problem is not None:
-            return Outcome(False, 400, "invalid_request", problem, token_header=header, error="invalid_request")
+            return Outcome(
+                False, 400, "invalid_request", problem, token_header=header, error="invalid_request"
+            )
         if token is None:
             return Outcome(False, 401, "no_token", NO_TOKEN)
         try:
@@ -143,7 +145,7 @@ class Gate:
         )
 
 
-_UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+_UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 def _quoted(text: str, limit: int = 300) -> str:
@@ -164,13 +166,13 @@ def challenge(outcome: Outcome, realm: str) -> bytes:
     return ", ".join(parts).encode("ascii")
 
 
+_ERRORS = {502: "bad_gateway", 503: "temporarily_unavailable", 504: "gateway_timeout"}
+
+
 def refusal(outcome: Outcome, realm: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Status, headers and a small JSON body for a refused request."""
-    body = json.dumps(
-        {"error": outcome.error or ("unavailable" if outcome.status == 503 else "unauthorized"),
-         "error_description": outcome.reason,
-         "code": outcome.code},
-    ).encode()
+    error = outcome.error or _ERRORS.get(outcome.status, "unauthorized")
+    body = json.dumps({"error": error, "error_description": outcome.reason, "code": outcome.code}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

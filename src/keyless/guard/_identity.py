@@ -60,6 +60,6 @@ def identity_from_claims(payload: Mapping[str, Any], *, kind: str, expires: floa
         tuple(scp.split()) if isinstance(scp, str) else (),
         _text(payload.get("email")),
         expires,
-        MappingProxyType(payload),  # type: ignore[arg-type]
+        MappingProxyType(payload),
         kind,
     )

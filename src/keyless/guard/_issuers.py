@@ -75,16 +75,21 @@ def audience_set(audiences: Iterable[str]) -> frozenset[str]:
     return frozenset(found)
 
 
+def _bases(config: IssuerConfig) -> tuple[str, str]:
+    """The v1 and v2 issuer prefixes of an Entra-shaped family."""
+    if config.kind == "keyless":
+        return config.url or "", config.url or ""
+    return config.v1_instance, config.instance
+
+
 def _tenant_issuers(config: IssuerConfig, tid: str) -> dict[int, str]:
-    base = config.url if config.kind == "keyless" else config.instance
-    v1_base = config.url if config.kind == "keyless" else config.v1_instance
+    v1_base, base = _bases(config)
     return {1: f"{v1_base}/{tid}/", 2: f"{base}/{tid}/v2.0"}
 
 
 def _shapes(config: IssuerConfig) -> list[tuple[int, re.Pattern[str]]]:
     """Regular expressions for this family's v1 and v2 issuers, capturing the tenant."""
-    base = re.escape(config.url if config.kind == "keyless" else config.instance)
-    v1_base = re.escape(config.url if config.kind == "keyless" else config.v1_instance)
+    v1_base, base = (re.escape(b) for b in _bases(config))
     shapes = {1: re.compile(f"{v1_base}/({_GUID})/"), 2: re.compile(f"{base}/({_GUID})/v2\\.0")}
     return [(v, shapes[v]) for v in config.versions]
 
@@ -173,7 +178,9 @@ class IssuerRegistry:
         found = self._multi.get(key)
         if found is None:
             template = _tenant_issuers(config, TEMPLATE)[version]
-            common = f"{config.instance}/common{'/v2.0' if version == 2 else ''}/.well-known/openid-configuration"
+            common = (
+                f"{config.instance}/common{'/v2.0' if version == 2 else ''}/.well-known/openid-configuration"
+            )
             found = TrustedIssuer(
                 config,
                 iss,
@@ -191,7 +198,9 @@ class IssuerRegistry:
         names = list(self._exact)
         for config, version, _, _ in self._families:
             if config.multi_tenant:
-                names.append(_tenant_issuers(config, TEMPLATE)[version] + f" (tenants: {', '.join(config.tenants)})")
+                names.append(
+                    _tenant_issuers(config, TEMPLATE)[version] + f" (tenants: {', '.join(config.tenants)})"
+                )
         return names
 
 
@@ -203,7 +212,9 @@ def check_key_issuer(trusted: TrustedIssuer, key: PublicKey, payload: Mapping[st
     if TEMPLATE in published:
         published = published.replace(TEMPLATE, trusted.tenant_id or str(payload.get("tid", "")))
     if published != trusted.issuer and published not in trusted.key_issuers:
-        raise ClaimError("iss", f"the signing key belongs to issuer {_show(published)}, not {_show(trusted.issuer)}")
+        raise ClaimError(
+            "iss", f"the signing key belongs to issuer {_show(published)}, not {_show(trusted.issuer)}"
+        )
 
 
 def check_tenant(trusted: TrustedIssuer, payload: Mapping[str, Any]) -> None:
@@ -215,4 +226,3 @@ def check_tenant(trusted: TrustedIssuer, payload: Mapping[str, Any]) -> None:
         raise ClaimError("tid", "the token has no 'tid' claim")
     if tid.lower() != trusted.tenant_id:
         raise ClaimError("tid", f"'tid' {_show(tid)} does not match the issuer's tenant {trusted.tenant_id}")
-

@@ -320,10 +320,9 @@ def load_policy(path: str | Path) -> Policy:
     """Read a policy file (YAML); every problem at once, each with ``file:line``."""
     file = Path(path)
     data, reader = read_yaml(file.read_text(encoding="utf-8"), str(file))
+    root: PathKey = ()
     if isinstance(data, dict) and "policy" in data and len(data) == 1:
         data, root = data["policy"], ("policy",)
-    else:
-        root = ()
     policy = read_policy(reader, data, root)
     reader.raise_if_any()
     return policy

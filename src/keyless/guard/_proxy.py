@@ -223,7 +223,9 @@ class GuardProxy:
             return 499, "client gone"
         body: bytes = first.get("body", b"")
         content: Any = body if not first.get("more_body", False) else self._body(body, receive)
-        if content == b"" and not any(n in (b"content-length", b"transfer-encoding") for n, _ in scope["headers"]):
+        if content == b"" and not any(
+            n in (b"content-length", b"transfer-encoding") for n, _ in scope["headers"]
+        ):
             content = None
         request = self._upstream_request(scope, outcome, content)
         try:
@@ -231,9 +233,13 @@ class GuardProxy:
         except _ClientGone:
             return 499, "client gone"
         except httpx.TimeoutException as exc:
-            return await self._gateway_error(send, 504, f"the upstream did not answer in time ({type(exc).__name__})")
+            return await self._gateway_error(
+                send, 504, f"the upstream did not answer in time ({type(exc).__name__})"
+            )
         except httpx.HTTPError as exc:
-            return await self._gateway_error(send, 502, f"the upstream cannot be reached ({type(exc).__name__})")
+            return await self._gateway_error(
+                send, 502, f"the upstream cannot be reached ({type(exc).__name__})"
+            )
         try:
             await self._relay(response, receive, send)
         finally:
@@ -293,7 +299,9 @@ class GuardProxy:
 
     async def _gateway_error(self, send: Send, status: int, reason: str) -> tuple[int, str]:
         logger.warning("%s", reason)
-        outcome = Outcome(False, status, "upstream_unavailable" if status == 502 else "upstream_timeout", reason)
+        outcome = Outcome(
+            False, status, "upstream_unavailable" if status == 502 else "upstream_timeout", reason
+        )
         _, headers, body = refusal(outcome, self.realm)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -219,7 +219,9 @@ def read_yaml(text: str, source: str) -> tuple[Any, Reader]:
     try:
         import yaml
     except ImportError:  # pragma: no cover - PyYAML comes with keyless[server]
-        raise ConfigurationError(f"{source}: reading YAML needs PyYAML (pip install 'keyless[server]')") from None
+        raise ConfigurationError(
+            f"{source}: reading YAML needs PyYAML (pip install 'keyless[server]')"
+        ) from None
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

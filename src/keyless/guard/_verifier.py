@@ -97,7 +97,7 @@ class Verifier:
         self.config = config
         self.issuers = IssuerRegistry(config)
         self._clock = clock
-        self._algorithms = frozenset(config.algorithms)
+        self.algorithms = frozenset(config.algorithms)
         self._leeway = config.leeway
         self._max_size = config.max_token_size
         self._required = config.required_claims
@@ -114,6 +114,10 @@ class Verifier:
         self.key_cache = key_cache
         self._remotes: dict[KeySource, RemoteKeySet] = {}
         self.token_cache = TokenCache(config.token_cache_size) if config.token_cache_size > 0 else None
+
+    def now(self) -> float:
+        """The verifier's clock (wall-clock seconds)."""
+        return self._clock()
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> Verifier:
@@ -136,15 +140,17 @@ class Verifier:
             if known is not None:
                 return known
         parsed = parse_compact(token, max_size=self._max_size)
-        check_algorithm(parsed.alg, self._algorithms)
+        check_algorithm(parsed.alg, self.algorithms)
         payload = parsed.payload
         trusted = self.issuers.resolve(payload)
         keys = await self.keys_for(trusted, parsed.kid)
-        key = verify_signature(parsed, keys, algorithms=self._algorithms)
+        key = verify_signature(parsed, keys, algorithms=self.algorithms)
         identity = self.check_claims(payload, trusted, key, now)
         if cache is not None:
             not_before = payload.get("nbf")
-            valid_from = not_before - self._leeway if type(not_before) in (int, float) else -_INF
+            valid_from = -_INF
+            if type(not_before) is int or type(not_before) is float:
+                valid_from = not_before - self._leeway
             cache.store(digest, identity, valid_from)
         return identity
 
@@ -160,9 +166,7 @@ class Verifier:
         except TransportError as exc:
             raise IssuerUnavailable(f"the keys of {trusted.issuer} cannot be fetched: {exc}") from None
 
-    def check_claims(
-        self, payload: Any, trusted: TrustedIssuer, key: PublicKey, now: float
-    ) -> Identity:
+    def check_claims(self, payload: Any, trusted: TrustedIssuer, key: PublicKey, now: float) -> Identity:
         """Step two, after the signature: the claims, in the order of ``_checks``."""
         check_key_issuer(trusted, key, payload)
         expires = check_expiry(payload, now, self._leeway)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from keyless.authority._catalogue import refuse
-from keyless.authority._client_auth import ClientAuthenticator, Presented, token_endpoint_audiences
+from keyless.authority._client_auth import ClientAuthenticator, Presented
 from keyless.authority._directory import AppView, Directory, TenantView
 from keyless.authority._minting import mint_access_token, token_response
 
@@ -89,9 +89,7 @@ class TokenService:
             client_secret=request.basic[1] if request.basic else form.get("client_secret"),
             client_assertion=form.get("client_assertion"),
             client_assertion_type=form.get("client_assertion_type"),
-            token_endpoint_urls=token_endpoint_audiences(
-                request.origins | {self._base_url}, (tenant.id, *tenant.tenant.domains)
-            ),
+            origins=request.origins | {self._base_url},
         )
         if request.basic and form.get("client_secret") is not None:
             raise refuse(9002313, detail="The client secret was sent both in the body and in the header.")

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 
+from keyless._logging import configure_logging
 from keyless.authority._runtime import Authority
 from keyless.authority.http._errors import json_response
 from keyless.authority.http._protocol import protocol_routes
@@ -66,4 +67,6 @@ def create_app(authority: Authority, *, background: bool = True) -> Starlette:
 
 def app_from_env() -> Starlette:
     """Factory for ``uvicorn --factory`` (one per worker process): settings from the environment."""
-    return create_app(Authority.open(load_authority_settings()))
+    settings = load_authority_settings()
+    configure_logging(settings.log_level)
+    return create_app(Authority.open(settings))

@@ -1,0 +1,204 @@
+"""``keyless guard``: run the verifying reverse proxy, explain a token, check a configuration.
+
+    keyless guard --upstream http://127.0.0.1:8080 --config guard.yaml --port 8000
+    keyless guard explain "$TOKEN" --config guard.yaml [--method GET --path /blobs/a] [--json]
+    keyless guard check --config guard.yaml
+
+``explain`` exits 0 when the token would be accepted, 1 when refused, 2 for configuration problems.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from keyless.errors import ConfigurationError
+from keyless.guard import Explanation, GuardConfig, GuardProxy, Verifier, explain, load_config
+
+__all__ = ["app", "check", "explain_token", "run"]
+
+HELP = "Verify bearer tokens in front of a service: the reverse proxy, and tools to explain refusals."
+app = typer.Typer(help=HELP, no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+_CONFIG = typer.Option(..., "--config", "-c", help="The guard's YAML configuration.")
+_OPTIONAL_CONFIG = typer.Option(None, "--config", "-c", help="The guard's YAML configuration.")
+_UPSTREAM = typer.Option(
+    None, "--upstream", "-u", help="URL of the protected service [default: config 'upstream']."
+)
+_HOST = typer.Option("127.0.0.1", "--host", help="Address to listen on.")
+_PORT = typer.Option(8000, "--port", "-p", help="Port to listen on.")
+_LOG_LEVEL = typer.Option("info", "--log-level", help="debug, info, warning or error.")
+_MARKS = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skip": "[dim]-[/]"}
+
+
+def _load(config: Path) -> GuardConfig:
+    try:
+        return load_config(config)
+    except ConfigurationError as exc:
+        _config_problems(exc)
+        raise typer.Exit(2) from None
+
+
+def _config_problems(exc: ConfigurationError) -> None:
+    err.print("[bold red]configuration problem[/]" + ("s" if len(exc.problems) > 1 else "") + ":")
+    for problem in exc.problems:
+        err.print(f"  - {problem}", markup=False, highlight=False)
+
+
+def _serve(upstream: str | None, config: Path, host: str, port: int, log_level: str) -> None:
+    import uvicorn
+
+    settings = _load(config)
+    try:
+        proxy = GuardProxy(upstream, config=settings)
+    except (ValueError, ConfigurationError) as exc:
+        if isinstance(exc, ConfigurationError):
+            _config_problems(exc)
+        else:
+            err.print(f"[bold red]error[/]: {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("keyless.guard").setLevel(log_level.upper())
+    err.print(f"keyless guard: {host}:{port} -> {proxy.upstream} ({len(settings.issuers)} issuer(s))")
+    uvicorn.run(
+        proxy,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,  # the guard writes its own, with the decision and its reason
+        server_header=False,
+        lifespan="on",
+    )
+
+
+@app.callback(invoke_without_command=True)
+def _default(
+    ctx: typer.Context,
+    upstream: str | None = _UPSTREAM,
+    config: Path | None = _OPTIONAL_CONFIG,
+    host: str = _HOST,
+    port: int = _PORT,
+    log_level: str = _LOG_LEVEL,
+) -> None:
+    """Without a sub-command: run the proxy (same as ``keyless guard run``)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if config is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
+    _serve(upstream, config, host, port, log_level)
+
+
+@app.command("run")
+def run(
+    upstream: str | None = _UPSTREAM,
+    config: Path = _CONFIG,
+    host: str = _HOST,
+    port: int = _PORT,
+    log_level: str = _LOG_LEVEL,
+) -> None:
+    """Run the reverse proxy: only verified, allowed requests reach the upstream.
+
+    Example: keyless guard run --upstream http://127.0.0.1:8080 --config guard.yaml --port 8000
+    """
+    _serve(upstream, config, host, port, log_level)
+
+
+def _read_token(token: str) -> str:
+    if token == "-":
+        return sys.stdin.read().strip()
+    try:
+        is_file = Path(token).is_file()
+    except OSError:  # a long token is not a file name
+        is_file = False
+    return Path(token).read_text(encoding="utf-8").strip() if is_file else token.strip()
+
+
+def _print(explanation: Explanation) -> None:
+    width = max(len(step.name) for step in explanation.steps)
+    for step in explanation.steps:
+        code = f" [dim]({step.code})[/]" if step.code else ""
+        console.print(
+            f"{_MARKS[step.status]} {step.name:<{width}}  {escape(step.detail)}{code}", highlight=False
+        )
+    identity = explanation.identity
+    if explanation.passed and identity is not None:
+        roles = ", ".join(identity.roles) or "none"
+        who = f"{escape(identity.subject)} from {escape(identity.issuer)}"
+        console.print(f"[bold green]accepted[/]: {who} (roles: {escape(roles)})", highlight=False)
+        return
+    first = explanation.failures[0] if explanation.failures else None
+    why = f"{first.name}: {escape(first.detail)}" if first else "not every check could run"
+    console.print(f"[bold red]refused[/] - {why}", highlight=False)
+
+
+@app.command("explain")
+def explain_token(
+    token: str = typer.Argument(..., help="The token, '-' to read it from stdin, or a file holding it."),
+    config: Path = _CONFIG,
+    method: str = typer.Option("GET", "--method", "-X", help="Request method for the policy check."),
+    path: str | None = typer.Option(None, "--path", help="Request path: also check the policy for it."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Show every check the guard makes on TOKEN, which one fails, and why.
+
+    Exit status: 0 accepted, 1 refused, 2 configuration problems.
+
+    Example: keyless guard explain "$TOKEN" --config guard.yaml --path /blobs/a
+    """
+    settings = _load(config)
+    text = _read_token(token)
+
+    async def go() -> Explanation:
+        async with Verifier(settings) as verifier:
+            return await explain(text, verifier, method=method, path=path)
+
+    explanation = asyncio.run(go())
+    if as_json:
+        typer.echo(json.dumps(explanation.to_dict(), indent=2, default=str))
+    else:
+        _print(explanation)
+    raise typer.Exit(0 if explanation.passed else 1)
+
+
+@app.command("check")
+def check(config: Path = _CONFIG) -> None:
+    """Read the configuration and show what it trusts and allows (exit 2 if it has problems)."""
+    settings = _load(config)
+    verifier = Verifier(settings)
+    console.print(f"[bold]{escape(str(config))}[/]: configuration is valid")
+    console.print("trusted issuers:")
+    for issuer in verifier.issuers.trusted():
+        console.print(f"  {escape(issuer)}", highlight=False)
+    console.print(f"audiences: {escape(', '.join(settings.audiences) or '(per issuer)')}", highlight=False)
+    console.print(f"algorithms: {', '.join(settings.algorithms)}; leeway {settings.leeway:g} s")
+    policy = settings.policy
+    console.print(f"policy: {len(policy.rules)} rule(s), default {policy.default}")
+    for rule in policy.rules:
+        methods = ",".join(sorted(rule.methods)) if rule.methods else "*"
+        need = rule.allow or " ".join(
+            part
+            for part in (
+                f"any_of={list(rule.any_of)}" if rule.any_of else "",
+                f"all_of={list(rule.all_of)}" if rule.all_of else "",
+                f"principals={sorted(rule.principals)}" if rule.principals else "",
+            )
+            if part
+        )
+        console.print(f"  {methods} {' '.join(rule.patterns)} -> {escape(need)}", highlight=False)
+    for warning in settings.development_warnings():
+        err.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
+
+
+if __name__ == "__main__":  # python -m keyless.cli._guard (before it is wired into `keyless`)
+    app()
