@@ -123,3 +123,31 @@ def test_invalid_configuration_lists_every_problem_without_a_traceback(tmp_path:
     assert result.returncode == 2
     assert "LIFETIME" in result.stderr and "TLS_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_two_workers_serve_tokens_and_stop_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keyless", "serve", "--port", str(port), "--workers", "2", "--trust", "examples/trust.yaml"],
+        env={**os.environ, "KEYLESS_DATA_DIR": str(tmp_path), "KEYLESS_PORT": str(port)},
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            try:
+                context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.pem"))
+                if httpx.get(f"https://localhost:{port}/healthz", verify=context, timeout=1).status_code == 200:
+                    break
+            except (httpx.TransportError, OSError):
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.2)
+        with httpx.Client(verify=context, timeout=5) as client:
+            for _ in range(20):  # several connections: both workers take a share
+                assert client.get(f"https://localhost:{port}/{TENANT}/discovery/v2.0/keys").status_code == 200
+    finally:
+        process.terminate()
+        assert process.wait(20) == 0

@@ -68,14 +68,14 @@ def _step(step: Mapping[str, Any], request: Any) -> dict[str, Any]:
     if op == "fetch_id_token":
         return {"token": id_token.fetch_id_token(request, step["audience"])}
     if op == "id_token_credentials":
-        creds = compute_engine.IDTokenCredentials(
+        id_creds = compute_engine.IDTokenCredentials(
             request, step["audience"], use_metadata_identity_endpoint=True
         )
-        creds.refresh(request)
+        id_creds.refresh(request)
         return {
-            "token": creds.token,
-            "expiry": _timestamp(creds.expiry),
-            "email": creds.service_account_email,
+            "token": id_creds.token,
+            "expiry": _timestamp(id_creds.expiry),
+            "email": id_creds.service_account_email,
         }
     if op == "access_token":
         creds = compute_engine.Credentials(scopes=step.get("scopes"))

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import errno
 import os
-import socket
 from pathlib import Path
 
 import typer
 import uvicorn
 from rich.console import Console
 
+from keyless._net import bind_socket
 from keyless.authority._runtime import ADMIN_KEY_FILE, Authority
+from keyless.authority.http._workers import run_workers
 from keyless.authority.http.app import create_app
 from keyless.authority.tls import TLSFiles, ensure_local_tls, trust_instructions, user_tls
 from keyless.config import AuthoritySettings, load_authority_settings
-from keyless.errors import ConfigurationError
 
 HELP = """Run the token service (HTTPS by default, SQLite in the data directory).
 
@@ -39,22 +38,6 @@ def _tls(settings: AuthoritySettings) -> TLSFiles | None:
     host = settings.base_url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
     names = sorted({"localhost", "127.0.0.1", "::1", host, settings.host} - {"0.0.0.0", "::"})  # noqa: S104
     return ensure_local_tls(settings.data_dir, names)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise ConfigurationError(
-                f"port {port} on {host} is busy: pick another with --port (or KEYLESS_PORT)"
-            ) from None
-        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    return sock
 
 
 def _export_environment(settings: AuthoritySettings) -> None:
@@ -92,7 +75,7 @@ def serve(
     if dev:
         overrides.update(dev_mode=True, allow_http_loopback_issuers=True)
     settings = load_authority_settings(**overrides)
-    sock = _bind(settings.host, settings.port)
+    sock = bind_socket(settings.host, settings.port)  # without SO_REUSEPORT: a busy port is refused
     tls = _tls(settings)
     authority = Authority.open(settings)
     if trust is not None:
@@ -107,15 +90,9 @@ def serve(
         uvicorn.Server(config).run(sockets=[sock])
         return
     authority.store.close()
+    sock.close()  # each worker binds its own SO_REUSEPORT socket
     _export_environment(settings)
-    uvicorn.run(
-        "keyless.authority.http.app:app_from_env",
-        factory=True,
-        fd=sock.fileno(),
-        workers=settings.workers,
-        log_level=settings.log_level,
-        **ssl,  # type: ignore[arg-type]
-    )
+    run_workers(settings.workers, settings.host, settings.port, log_level=settings.log_level, ssl=ssl)
 
 
 def _announce(settings: AuthoritySettings, tls: TLSFiles | None) -> None:

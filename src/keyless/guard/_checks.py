@@ -57,20 +57,17 @@ def check_algorithm(alg: str, algorithms: Collection[str]) -> None:
         raise UnsupportedAlgorithm(f"algorithm {show(alg)} is not allowed (allowed: {allowed})")
 
 
-def _seconds(payload: Mapping[str, Any], claim: str) -> float | None:
-    value = payload.get(claim)
-    if value is None:
-        return None
-    if type(value) is int or type(value) is float:
-        return float(value)
-    raise ClaimError(claim, f"'{claim}' must be a number of seconds since the epoch")
+def _not_seconds(claim: str) -> ClaimError:
+    return ClaimError(claim, f"'{claim}' must be a number of seconds since the epoch")
 
 
 def check_expiry(payload: Mapping[str, Any], now: float, leeway: float) -> float:
     """``exp`` is required; ``now`` must not be past it by more than ``leeway``. Returns ``exp``."""
-    expires = _seconds(payload, "exp")
-    if expires is None:
-        raise ClaimError("exp", "the token has no 'exp' claim")
+    expires = payload.get("exp")
+    if type(expires) is not int and type(expires) is not float:
+        if expires is None:
+            raise ClaimError("exp", "the token has no 'exp' claim")
+        raise _not_seconds("exp")
     if now > expires + leeway:
         raise TokenExpired("exp", f"the token expired {now - expires:.0f} s ago (leeway {leeway:.0f} s)")
     return expires
@@ -78,8 +75,12 @@ def check_expiry(payload: Mapping[str, Any], now: float, leeway: float) -> float
 
 def check_not_before(payload: Mapping[str, Any], now: float, leeway: float) -> float | None:
     """If the token has ``nbf``, ``now`` must not be before it by more than ``leeway``."""
-    not_before = _seconds(payload, "nbf")
-    if not_before is not None and now + leeway < not_before:
+    not_before = payload.get("nbf")
+    if not_before is None:
+        return None
+    if type(not_before) is not int and type(not_before) is not float:
+        raise _not_seconds("nbf")
+    if now + leeway < not_before:
         raise TokenNotYetValid(
             "nbf", f"the token is not valid for another {not_before - now:.0f} s (leeway {leeway:.0f} s)"
         )

@@ -42,24 +42,33 @@ class Identity(NamedTuple):
         return scope in self.scopes
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+_new_tuple = tuple.__new__
 
 
 def identity_from_claims(payload: Mapping[str, Any], *, kind: str, expires: float) -> Identity:
-    """Build the identity from a checked payload (``sub`` and ``iss`` were checked to be text)."""
-    roles = payload.get("roles")
-    scp = payload.get("scp")
-    return Identity(
+    """Build the identity from a checked payload (``sub`` and ``iss`` were checked to be text).
+
+    On every uncached request: written for speed (no helper calls, the tuple built directly).
+    """
+    get = payload.get
+    oid = get("oid")
+    app_id = get("appid") or get("azp")
+    tid = get("tid")
+    email = get("email")
+    roles = get("roles")
+    scp = get("scp")
+    values = (
         payload["sub"],
         payload["iss"],
-        _text(payload.get("oid")),
-        _text(payload.get("appid")) or _text(payload.get("azp")),
-        _text(payload.get("tid")),
-        tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else (),
-        tuple(scp.split()) if isinstance(scp, str) else (),
-        _text(payload.get("email")),
+        oid if type(oid) is str and oid else None,
+        app_id if type(app_id) is str and app_id else None,
+        tid if type(tid) is str and tid else None,
+        tuple([r for r in roles if type(r) is str]) if type(roles) is list else (),
+        tuple(scp.split()) if type(scp) is str else (),
+        email if type(email) is str and email else None,
         expires,
         MappingProxyType(payload),
         kind,
     )
+    identity: Identity = _new_tuple(Identity, values)
+    return identity

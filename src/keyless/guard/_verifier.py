@@ -48,6 +48,10 @@ __all__ = ["IssuerUnavailable", "Verifier", "http_client_for"]
 
 
 _INF = float("inf")
+_monotonic = time.monotonic
+# How long a key set is used without asking the key cache again (its max age and refetch-on-
+# unknown-kid still apply: an unknown kid always asks). Saves the cache's awaits on every request.
+KEYS_RECHECK = 1.0
 
 
 class IssuerUnavailable(VerificationError):
@@ -113,6 +117,8 @@ class Verifier:
             )
         self.key_cache = key_cache
         self._remotes: dict[KeySource, RemoteKeySet] = {}
+        # The key set last served per source, and until when to use it without asking the cache.
+        self._fresh: dict[KeySource, tuple[KeySet, float]] = {}
         self.token_cache = TokenCache(config.token_cache_size) if config.token_cache_size > 0 else None
 
     def now(self) -> float:
@@ -143,7 +149,12 @@ class Verifier:
         check_algorithm(parsed.alg, self.algorithms)
         payload = parsed.payload
         trusted = self.issuers.resolve(payload)
-        keys = await self.keys_for(trusted, parsed.kid)
+        kid = parsed.kid
+        fresh = self._fresh.get(trusted.keys)
+        if fresh is not None and (kid is None or fresh[0].has_kid(kid)) and _monotonic() < fresh[1]:
+            keys = fresh[0]
+        else:
+            keys = await self.keys_for(trusted, kid)
         key = verify_signature(parsed, keys, algorithms=self.algorithms)
         identity = self.check_claims(payload, trusted, key, now)
         if cache is not None:
@@ -162,9 +173,11 @@ class Verifier:
             remote = self.key_cache.remote(source.issuer, discovery_url=source.discovery_url)
             self._remotes[source] = remote
         try:
-            return await remote.get_for_kid(kid)
+            keys = await remote.get_for_kid(kid)
         except TransportError as exc:
             raise IssuerUnavailable(f"the keys of {trusted.issuer} cannot be fetched: {exc}") from None
+        self._fresh[source] = (keys, _monotonic() + KEYS_RECHECK)
+        return keys
 
     def check_claims(self, payload: Any, trusted: TrustedIssuer, key: PublicKey, now: float) -> Identity:
         """Step two, after the signature: the claims, in the order of ``_checks``."""

@@ -1,0 +1,61 @@
+"""Several server processes for the authority, each with its own ``SO_REUSEPORT`` listening socket,
+so the kernel spreads connections evenly (uvicorn's shared accept lets one worker take most
+keep-alive connections and leaves the other idle). The parent only supervises: it stops every
+worker when asked to stop, or when one of them dies."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import time
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import uvicorn
+
+from keyless._logging import configure_logging
+from keyless._net import bind_socket
+
+__all__ = ["run_workers"]
+
+log = logging.getLogger("keyless.workers")
+
+
+def _worker(host: str, port: int, log_level: str, ssl: dict[str, str]) -> None:
+    from keyless.authority.http.app import app_from_env
+
+    configure_logging(log_level)
+    sock = bind_socket(host, port, reuse_port=True)
+    config = uvicorn.Config(app_from_env(), log_level=log_level, **ssl)  # type: ignore[arg-type]
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def run_workers(count: int, host: str, port: int, *, log_level: str, ssl: dict[str, str]) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers: list[BaseProcess] = [
+        context.Process(target=_worker, args=(host, port, log_level, ssl), name=f"keyless-worker-{n}")
+        for n in range(count)
+    ]
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for worker in workers:
+            worker.start()
+        while not stopping and all(w.is_alive() for w in workers):
+            time.sleep(0.2)
+        if not stopping:
+            log.error("a worker process exited; stopping the others")
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+        for worker in workers:
+            worker.join(10)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
