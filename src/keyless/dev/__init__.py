@@ -1,0 +1,1 @@
+"""``keyless dev``: the whole system on one machine, and the demo service it protects."""
