@@ -33,23 +33,22 @@ class TokenCache:
 
     @staticmethod
     def key(token: str) -> bytes:
+        """The cache key of a token: its SHA-256."""
         return _sha256(token.encode("utf-8", "surrogatepass")).digest()
 
     def lookup(self, key: bytes, now: float) -> Identity | None:
         """The identity cached under ``key`` if ``now`` is inside its window, else ``None``."""
         entry = self._entries.get(key)
-        if entry is None:
-            self.misses += 1
-            return None
-        valid_from, identity = entry
-        if now >= identity.expires or now < valid_from:
+        if entry is not None:
+            valid_from, identity = entry
+            if valid_from <= now < identity.expires:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return identity
             if now >= identity.expires:
-                self._entries.pop(key, None)
-            self.misses += 1
-            return None
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return identity
+                del self._entries[key]
+        self.misses += 1
+        return None
 
     def store(self, key: bytes, identity: Identity, valid_from: float) -> None:
         entries = self._entries

@@ -38,7 +38,7 @@ _GUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 LEGACY_GOOGLE_ISSUER = "accounts.google.com"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared by identity: a cheap dict key per request
 class KeySource:
     """Where a key set comes from: the issuer it is registered under (maybe templated) and discovery."""
 

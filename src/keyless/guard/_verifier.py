@@ -12,6 +12,7 @@ Imports nothing from the server packages: usable from any asyncio program.
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from keyless.errors import TransportError, VerificationError
+from keyless.errors import MalformedToken, TransportError, VerificationError
 from keyless.guard._cache import TokenCache
 from keyless.guard._checks import (
     check_algorithm,
@@ -49,6 +50,7 @@ __all__ = ["IssuerUnavailable", "Verifier", "http_client_for"]
 
 _INF = float("inf")
 _monotonic = time.monotonic
+_sha256 = hashlib.sha256
 # How long a key set is used without asking the key cache again (its max age and refetch-on-
 # unknown-kid still apply: an unknown kid always asks). Saves the cache's awaits on every request.
 KEYS_RECHECK = 1.0
@@ -138,10 +140,14 @@ class Verifier:
         """
         if now is None:
             now = self._clock()
-        check_size(token, self._max_size)
+        if type(token) is not str or len(token) > self._max_size:
+            check_size(token, self._max_size)
         cache = self.token_cache
         if cache is not None:
-            digest = cache.key(token)
+            try:
+                digest = _sha256(token.encode()).digest()
+            except UnicodeEncodeError:
+                raise MalformedToken("token is not valid text") from None
             known = cache.lookup(digest, now)
             if known is not None:
                 return known

@@ -183,24 +183,20 @@ def _header(segment: bytes, max_header: int) -> dict[str, Any]:
     return header
 
 
-def _split(token: str) -> tuple[bytes, bytes, bytes]:
+def _split(token: str) -> list[bytes]:
     try:
-        raw = token.encode("ascii")
+        parts = token.encode("ascii").split(b".")
     except UnicodeEncodeError:
-        raw = b""
-    first = raw.find(b".")
-    second = raw.find(b".", first + 1) if first >= 0 else -1
-    if second >= 0 and raw.find(b".", second + 1) < 0:
-        return raw[:first], raw[first + 1 : second], raw[second + 1 :]
-    parts = token.split(".")
-    if len(parts) == 5:
+        parts = []
+    if len(parts) == 3:
+        return parts
+    texts = token.split(".")
+    if len(texts) == 5:
         raise MalformedToken("encrypted tokens (JWE) are not accepted")
-    if len(parts) != 3:
+    if len(texts) != 3:
         raise MalformedToken("token is not a compact JWS (three dot-separated parts)")
-    for segment, what in zip(parts, ("header", "payload", "signature"), strict=True):
-        if not segment.isascii():
-            raise MalformedToken(f"{what} is not valid base64url")
-    raise AssertionError("unreachable")  # pragma: no cover
+    what = next(w for t, w in zip(texts, ("header", "payload", "signature"), strict=True) if not t.isascii())
+    raise MalformedToken(f"{what} is not valid base64url")
 
 
 def parse_compact(
