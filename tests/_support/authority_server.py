@@ -4,17 +4,14 @@ served by uvicorn in a background thread, plus helpers that seed the federation 
 from __future__ import annotations
 
 import contextlib
-import socket
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
+from keyless._net import bind_socket
+from keyless._serving import ServerThread
 from keyless.authority._admin import DirectoryAdmin
 from keyless.authority._runtime import Authority
 from keyless.authority.http.app import create_app
@@ -44,45 +41,18 @@ class RunningAuthority:
         return (self.data_dir / "admin.key").read_text().strip()
 
 
-def _bound_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @contextlib.contextmanager
 def run_authority(data_dir: Path, **settings: Any) -> Iterator[RunningAuthority]:
-    with contextlib.closing(_bound_socket()) as sock:
-        port = sock.getsockname()[1]
-        base_url = f"https://localhost:{port}"
-        tls = ensure_local_tls(data_dir)
-        assert tls.ca_cert is not None
-        config = load_authority_settings(data_dir=data_dir, port=port, public_url=base_url, **settings)
-        authority = Authority.open(config)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(authority),
-                ssl_certfile=str(tls.cert),
-                ssl_keyfile=str(tls.key),
-                log_level="warning",
-                lifespan="on",
-                loop="asyncio",
-                timeout_graceful_shutdown=1,
-            )
-        )
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        try:
-            deadline = time.monotonic() + 15
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    raise RuntimeError("the authority did not start")
-                time.sleep(0.02)
-            yield RunningAuthority(base_url, tls.ca_cert, authority, data_dir)
-        finally:
-            server.should_exit = True
-            thread.join(10)
+    sock = bind_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    base_url = f"https://localhost:{port}"
+    tls = ensure_local_tls(data_dir)
+    assert tls.ca_cert is not None
+    authority = Authority.open(
+        load_authority_settings(data_dir=data_dir, port=port, public_url=base_url, **settings)
+    )
+    with ServerThread(create_app(authority), sock, certfile=tls.cert, keyfile=tls.key, name="authority"):
+        yield RunningAuthority(base_url, tls.ca_cert, authority, data_dir)
 
 
 @dataclass

@@ -139,8 +139,7 @@ def human_time(epoch: float, now: float) -> str:
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    days, rest = divmod(seconds, 86400)
+    days, rest = divmod(round(seconds), 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
@@ -178,10 +177,6 @@ def issuer_to_fetch(assertion: str, credentials: Sequence[FederatedIdentityCrede
         return None
     iss = claims.get("iss")
     return iss if isinstance(iss, str) and fics_for_issuer(credentials, iss) else None
-
-
-def _claim_text(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 # -- comparisons --------------------------------------------------------------------------------------
@@ -431,15 +426,17 @@ def _subject_audience_step(
     except OAuthError as exc:
         names = {f.name for f in candidates}
         field_name = "audience" if exc.aadsts == 700212 else "subject"
-        run.step(field_name, False, exc.detail or exc.error_description)
         if field_name == "audience":
             run.step("subject", True, f"{sub!r} matches a credential of this issuer")
+        run.step(field_name, False, exc.detail or exc.error_description)
         near = [
             c
             for c in comparisons
             if c.credential in names and c.field == field_name and c.verdict == "near miss"
         ]
-        for c in near[1:]:
+        for c in near:
+            if repr(c.configured) in (exc.detail or ""):
+                continue
             run.step(field_name, False, f"also near: {c.credential} has {c.configured!r} ({c.why})")
         run.refuse(exc)
         return None
@@ -475,8 +472,3 @@ def _time_step(run: _Run, claims: Mapping[str, Any], leeway: float) -> None:
         run.refuse(refuse(50027, detail=exc.reason))
         return
     run.step("time window", True, f"valid now (leeway {leeway:g} s). {window}")
-
-
-def presented_claims(claims: Mapping[str, Any]) -> dict[str, str]:
-    """iss, sub and aud as text, for display."""
-    return {k: _claim_text(claims[k]) for k in ("iss", "sub", "aud") if k in claims}

@@ -136,7 +136,10 @@ def github_subject_mismatch(presented: str, configured: str) -> str | None:
 
 
 def _context_mismatch(token: GitHubSubject, wanted: GitHubSubject) -> str | None:
-    said = f"the token is for {describe_github_subject(token)}, the credential trusts {describe_github_subject(wanted)}"
+    said = (
+        f"the token is for {describe_github_subject(token)}, "
+        f"the credential trusts {describe_github_subject(wanted)}"
+    )
     if wanted.context.startswith("ref:") and not wanted.context.startswith("ref:refs/"):
         full = "refs/heads/" + wanted.context_value
         return f"{said}: a GitHub ref is written in full ('ref:{full}', not 'ref:{wanted.context_value}')"

@@ -11,6 +11,7 @@ AADSTS code, description, trace and correlation ids. Retries follow :class:`Retr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -27,7 +28,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from keyless import __version__
-from keyless.credential._errors import ClientAuthenticationError
+from keyless.credential._errors import (
+    AssertionSourceError,
+    ClientAuthenticationError,
+    CredentialUnavailableError,
+)
 from keyless.credential._retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 from keyless.errors import ConfigurationError
 
@@ -349,7 +354,7 @@ class TokenClient(_TokenClientBase):
             try:
                 return self._once(url, form, assertion())
             except ClientAuthenticationError as failure:
-                if failure.status is None and failure.source is not None:
+                if isinstance(failure, AssertionSourceError | CredentialUnavailableError):
                     raise  # the assertion source failed; it retries on its own
                 delay = self._next_delay(failure, attempt, started)
                 if delay is None:
@@ -409,8 +414,6 @@ class AsyncTokenClient(_TokenClientBase):
         claims: str | None,
         assertion: Callable[[], Awaitable[str]],
     ) -> TokenResult:
-        import asyncio
-
         url, form = self.token_url(tenant_id), self.form(client_id, scopes, claims)
         started = self._monotonic()
         attempt = 0
@@ -418,7 +421,7 @@ class AsyncTokenClient(_TokenClientBase):
             try:
                 return await self._once(url, form, await assertion())
             except ClientAuthenticationError as failure:
-                if failure.status is None and failure.source is not None:
+                if isinstance(failure, AssertionSourceError | CredentialUnavailableError):
                     raise
                 delay = self._next_delay(failure, attempt, started)
                 if delay is None:
