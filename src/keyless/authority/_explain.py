@@ -435,9 +435,8 @@ def _subject_audience_step(
             if c.credential in names and c.field == field_name and c.verdict == "near miss"
         ]
         for c in near:
-            if repr(c.configured) in (exc.detail or ""):
-                continue
-            run.step(field_name, False, f"also near: {c.credential} has {c.configured!r} ({c.why})")
+            if c.why and c.why not in (exc.detail or ""):
+                run.step(field_name, False, f"near miss: {c.credential} has {c.configured!r}: {c.why}")
         run.refuse(exc)
         return None
     run.step("subject", True, f"{sub!r} matches credential {fic.name}")

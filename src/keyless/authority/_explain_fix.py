@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from keyless.authority._github_subject import parse_github_subject
+from keyless.authority._github_subject import github_other_workload, parse_github_subject
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, FederatedIdentityCredential
 from keyless.errors import OAuthError
 
@@ -85,11 +85,12 @@ def suggest_fixes(
     else:
         return []
     closest = _closest(pool, comparisons, require)
-    if closest is not None:
+    if closest is not None and not github_other_workload(sub, closest.subject):
         wanted = _Wanted(closest.name, iss, sub, _kept_audience(closest, audiences, audience))
         return [target.update(closest, wanted)]
     wanted = _Wanted(_new_name(iss, sub, {f.name for f in credentials}), iss, sub, audience)
-    return [target.create(wanted)]
+    keep = f"keep {closest.name} for {closest.subject!r}; " if closest is not None else ""
+    return [target.create(wanted, keep)]
 
 
 def _token_side(code: int | None, refusal: OAuthError, iss: str) -> Fix | None:
@@ -194,10 +195,10 @@ class _Target:
             keyless=f"keyless fic update {self.tenant} {self.app} {shlex.quote(fic.name)} {flags}",
         )
 
-    def create(self, wanted: _Wanted) -> Fix:
+    def create(self, wanted: _Wanted, prefix: str = "") -> Fix:
         return Fix(
-            summary=f"add a credential for issuer {wanted.issuer!r} and subject {wanted.subject!r} (only if "
-            "that is the workload you mean to trust)",
+            summary=f"{prefix}add a credential for issuer {wanted.issuer!r} and subject "
+            f"{wanted.subject!r} (only if that is the workload you mean to trust)",
             trust_file=_yaml(wanted),
             az=f"az ad app federated-credential create --id {self.app} "
             f"--parameters {self._parameters(wanted)}",

@@ -18,7 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GitHubSubject", "describe_github_subject", "github_subject_mismatch", "parse_github_subject"]
+__all__ = [
+    "GitHubSubject",
+    "describe_github_subject",
+    "github_other_workload",
+    "github_subject_mismatch",
+    "parse_github_subject",
+]
 
 _FIRST_KEYS = ("repo:", "repository:", "repository_owner:", "repository_owner_id:", "repository_id:")
 _CONTEXT_KEYS = ("ref", "environment")
@@ -133,6 +139,20 @@ def github_subject_mismatch(presented: str, configured: str) -> str | None:
             f"{', '.join(wanted.keys)}): the repository's OIDC subject template differs from the credential"
         )
     return _context_mismatch(token, wanted)
+
+
+def github_other_workload(presented: str, configured: str) -> bool:
+    """True when both are GitHub subjects of the same repository and form, for different workloads
+    (another branch, environment, tag, or pull requests): the credential is right for its own
+    workload, and the token needs a credential of its own rather than a change to that one."""
+    token, wanted = parse_github_subject(presented), parse_github_subject(configured)
+    if token is None or wanted is None or token.id_form != wanted.id_form or token.keys != wanted.keys:
+        return False
+    if not _same_repository(token, wanted):
+        return False
+    if wanted.context.startswith("ref:") and not wanted.context.startswith("ref:refs/"):
+        return False
+    return token.kind != wanted.kind or token.context_value.lower() != wanted.context_value.lower()
 
 
 def _context_mismatch(token: GitHubSubject, wanted: GitHubSubject) -> str | None:

@@ -55,10 +55,8 @@ _SOURCE_RETRY = RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=2.0, max_r
 
 @runtime_checkable
 class AssertionSource(Protocol):
-    """Anything with ``get()`` and ``aget()`` returning a client assertion (a JWT)."""
-
-    @property
-    def description(self) -> str: ...
+    """Anything with ``get()`` and ``aget()`` returning a client assertion (a JWT). A
+    ``description`` attribute, when present, names it in errors and in ``keyless token``."""
 
     def get(self) -> str: ...
 

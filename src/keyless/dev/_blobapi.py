@@ -37,13 +37,10 @@ MAX_BLOB = 64 * 1024 * 1024
 # The guard policy that goes with this API (YAML-equivalent), used by ``keyless dev``.
 DEFAULT_POLICY = {
     "anonymous": ["/healthz"],
+    "default": "deny",
     "rules": [
-        {
-            "path": "/containers*",
-            "methods": ["GET", "HEAD"],
-            "roles": {"any_of": ["Blob.Read", "Blob.Write"]},
-        },
-        {"path": "/containers*", "methods": ["PUT", "DELETE"], "roles": {"any_of": ["Blob.Write"]}},
+        {"path": "/containers/**", "methods": ["GET"], "any_of": ["role:Blob.Read", "role:Blob.Write"]},
+        {"path": "/containers/**", "methods": ["PUT", "DELETE"], "all_of": ["role:Blob.Write"]},
     ],
 }
 

@@ -59,13 +59,15 @@ def list_tenants(admin: Admin) -> Json:
 
 
 @router.post("/tenants", status_code=201, tags=["tenants"])
-def create_tenant(admin: Admin, body: TenantCreate) -> Json:
+def create_tenant(request: Request, admin: Admin, body: TenantCreate) -> Json:
+    """``detailedErrors`` defaults to on in development mode (KEYLESS_DEV_MODE), else off (as Entra)."""
+    detailed = body.detailed_errors
     tenant = admin.create_tenant(
         body.display_name,
         tenant_id=body.id,
         domains=body.domains,
         signing_alg=body.signing_algorithm,
-        detailed_errors=body.detailed_errors,
+        detailed_errors=authority_of(request).settings.dev_mode if detailed is None else detailed,
         max_fics_per_app=body.max_federated_identity_credentials_per_app,
     )
     return gj.tenant_json(tenant)

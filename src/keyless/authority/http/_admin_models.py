@@ -117,7 +117,7 @@ class TenantCreate(_In):
     display_name: Name
     domains: Domains = []
     signing_algorithm: Literal["RS256", "ES256"] = "RS256"
-    detailed_errors: bool = False
+    detailed_errors: bool | None = Field(None, description="Default: on in development mode, else off")
     max_federated_identity_credentials_per_app: MaxFics = 20
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 
+from keyless.authority._refusals import RECENT_REFUSALS, Refusal
 from keyless.errors import OAuthError
 
 __all__ = ["NO_STORE", "correlation_id", "json_response", "oauth_error_response"]
@@ -55,10 +56,12 @@ def oauth_error_response(
     *,
     detailed: bool = False,
     context: str = "",
+    client_id: str | None = None,
 ) -> Response:
     trace = str(uuid.uuid4())
     corr = correlation_id(request)
-    stamp = _timestamp(dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    stamp = _timestamp(now)
     description = exc.error_description
     if detailed and exc.detail and exc.detail not in description:
         description = f"{description} [keyless detail: {exc.detail}]"
@@ -69,6 +72,7 @@ def oauth_error_response(
     body.update(timestamp=stamp, trace_id=trace, correlation_id=corr)
     if exc.aadsts is not None:
         body["error_uri"] = f"https://login.microsoftonline.com/error?code={exc.aadsts}"
+    reason = exc.detail or exc.error_description.split("\r\n", 1)[0]
     audit.warning(
         "refused AADSTS%s %s %s trace_id=%s correlation_id=%s reason=%s",
         exc.aadsts,
@@ -76,7 +80,11 @@ def oauth_error_response(
         context,
         trace,
         corr,
-        exc.detail or exc.error_description.split("\r\n", 1)[0],
+        reason,
+    )
+    tenant = request.path_params.get("tenant", "")
+    RECENT_REFUSALS.record(
+        Refusal(now.timestamp(), exc.aadsts, exc.error, tenant, client_id, reason, trace, corr, request.url.path)
     )
     headers = {**NO_STORE, "x-ms-request-id": trace}
     return json_response(body, exc.status, headers)

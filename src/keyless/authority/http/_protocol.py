@@ -47,12 +47,14 @@ async def _token(request: Request, version: Literal[1, 2]) -> Response:
     authority = _authority(request)
     tenant_ref = request.path_params["tenant"]
     detailed = False
+    client_id: str | None = None  # for the admins' record of refusals
     try:
         if request.method != "POST":
             raise refuse(900561, method="POST", received=request.method)
         tenant = resolve_tenant(authority.directory(), tenant_ref)
         detailed = tenant.tenant.detailed_errors
         form = await read_form(request, authority.settings.max_form_bytes)
+        client_id = form.get("client_id")
         token_request = TokenRequest(
             tenant=tenant_ref,
             endpoint_version=version,
@@ -62,7 +64,9 @@ async def _token(request: Request, version: Literal[1, 2]) -> Response:
         )
         result = await authority.tokens.issue(token_request)
     except OAuthError as exc:
-        return oauth_error_response(exc, request, detailed=detailed, context=f"tenant={tenant_ref}")
+        return oauth_error_response(
+            exc, request, detailed=detailed, context=f"tenant={tenant_ref}", client_id=client_id
+        )
     return json_response(result.body, 200, NO_STORE)
 
 

@@ -1,0 +1,169 @@
+"""The whole system on one machine: the authority (HTTPS, SQLite), the metadata emulator (playing
+Cloud Run, in Google issuer mode so a trust written for the real cloud works unchanged), and the
+demo blob API behind the guard (HTTPS). Every port is bound before anything starts, so a busy port
+is reported with the flag that changes it."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from keyless._net import bind_socket
+from keyless._serving import ServerThread
+from keyless.authority._runtime import Authority
+from keyless.authority._trustfile import apply, load_trust_file
+from keyless.authority.http.app import create_app
+from keyless.authority.tls import TLSFiles, ensure_local_tls
+from keyless.config import load_authority_settings
+from keyless.dev._blobapi import DEFAULT_POLICY, create_blob_api
+from keyless.guard import GuardConfig, GuardProxy, config_from_mapping
+from keyless.metadata import GOOGLE_ISSUER, MetadataConfig, MetadataServer
+
+__all__ = ["DevPorts", "DevStack", "run_stack"]
+
+LOOPBACK = "127.0.0.1"
+ENV_FILE = "dev.env"
+
+
+@dataclass(frozen=True)
+class DevPorts:
+    authority: int = 8443
+    metadata: int = 8080
+    api: int = 8444
+
+
+@dataclass(frozen=True)
+class DevStack:
+    data_dir: Path
+    authority_url: str
+    metadata_host: str
+    api_url: str
+    tls: TLSFiles
+    tenant_id: str
+    client_id: str
+    resource_app_id: str
+    scope: str
+    env_file: Path
+
+    @property
+    def ca_file(self) -> Path:
+        assert self.tls.ca_cert is not None
+        return self.tls.ca_cert
+
+    def client_environment(self) -> dict[str, str]:
+        """What a client process needs to play the workload against this stack."""
+        ca = str(self.ca_file)
+        return {
+            "REQUESTS_CA_BUNDLE": ca,
+            "CURL_CA_BUNDLE": ca,
+            "SSL_CERT_FILE": ca,
+            "NODE_EXTRA_CA_CERTS": ca,
+            "GCE_METADATA_HOST": self.metadata_host,
+            "GCE_METADATA_IP": self.metadata_host,
+            "AZURE_AUTHORITY_HOST": self.authority_url,
+            "AZURE_TENANT_ID": self.tenant_id,
+            "AZURE_CLIENT_ID": self.client_id,
+            "KEYLESS_AUTHORITY_HOST": self.authority_url,
+            "KEYLESS_SCOPE": self.scope,
+            "KEYLESS_API_URL": self.api_url,
+        }
+
+
+def _bind_all(ports: DevPorts) -> dict[str, socket.socket]:
+    sockets: dict[str, socket.socket] = {}
+    try:
+        sockets["authority"] = bind_socket(LOOPBACK, ports.authority, flag="--authority-port")
+        sockets["api"] = bind_socket(LOOPBACK, ports.api, flag="--api-port")
+        sockets["upstream"] = bind_socket(LOOPBACK, 0)
+        # The metadata server binds its own port (checked last, same message shape).
+        bind_socket(LOOPBACK, ports.metadata, flag="--metadata-port").close()
+    except Exception:
+        for sock in sockets.values():
+            sock.close()
+        raise
+    return sockets
+
+
+def _guard_config(
+    authority_url: str, tenant_id: str, audience: str, ca_file: Path, upstream: str
+) -> GuardConfig:
+    return config_from_mapping(
+        {
+            "issuers": [{"kind": "keyless", "url": authority_url, "tenants": [tenant_id], "versions": [2]}],
+            "audiences": [audience],
+            "ca_bundle": str(ca_file),
+            "upstream": upstream,
+            "policy": DEFAULT_POLICY,
+        }
+    )
+
+
+def _write_env_file(stack_env: dict[str, str], path: Path) -> None:
+    lines = ["# Source this file in a shell to run clients against `keyless dev`:  . " + str(path)]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in stack_env.items()]
+    lines.append("unset GOOGLE_APPLICATION_CREDENTIALS")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@contextlib.contextmanager
+def run_stack(data_dir: Path, trust_file: Path, ports: DevPorts = DevPorts()) -> Iterator[DevStack]:
+    sockets = _bind_all(ports)
+    authority_sock, api_sock, upstream_sock = sockets["authority"], sockets["api"], sockets["upstream"]
+    tls = ensure_local_tls(data_dir)
+    with contextlib.ExitStack() as stack:
+        metadata = stack.enter_context(
+            MetadataServer(MetadataConfig(issuer="google"), host=LOOPBACK, port=ports.metadata)
+        )
+        authority_url = f"https://localhost:{ports.authority}"
+        settings = load_authority_settings(
+            data_dir=data_dir,
+            port=ports.authority,
+            public_url=authority_url,
+            dev_mode=True,
+            allow_http_loopback_issuers=True,
+            issuer_overrides={GOOGLE_ISSUER: metadata.discovery_url},
+            log_level="warning",
+        )
+        authority = Authority.open(settings)
+        apply(authority.admin, load_trust_file(trust_file))
+        tenant, client, resource = _seed_ids(authority)
+        stack.enter_context(
+            ServerThread(
+                create_app(authority), authority_sock, certfile=tls.cert, keyfile=tls.key, name="authority"
+            )
+        )
+        upstream = stack.enter_context(
+            ServerThread(create_blob_api(data_dir / "blobs"), upstream_sock, name="blob-api")
+        )
+        upstream_url = f"http://{LOOPBACK}:{upstream.port}"
+        assert tls.ca_cert is not None
+        config = _guard_config(authority_url, tenant, resource, tls.ca_cert, upstream_url)
+        proxy = GuardProxy(config=config)
+        stack.enter_context(ServerThread(proxy, api_sock, certfile=tls.cert, keyfile=tls.key, name="guard"))
+        dev = DevStack(
+            data_dir=data_dir,
+            authority_url=authority_url,
+            metadata_host=metadata.host_port,
+            api_url=f"https://localhost:{ports.api}",
+            tls=tls,
+            tenant_id=tenant,
+            client_id=client,
+            resource_app_id=resource,
+            scope="api://blob-api/.default",
+            env_file=data_dir / ENV_FILE,
+        )
+        _write_env_file(dev.client_environment(), dev.env_file)
+        yield dev
+
+
+def _seed_ids(authority: Authority) -> tuple[str, str, str]:
+    """The tenant, caller and resource of the example trust (found by display name)."""
+    for tenant in authority.store.list_tenants():
+        apps = {a.display_name: a for a in authority.store.list_applications(tenant.id)}
+        if "blob-api" in apps and "cloud-run-caller" in apps:
+            return tenant.id, apps["cloud-run-caller"].app_id, apps["blob-api"].app_id
+    raise LookupError("the trust file has no 'blob-api' and 'cloud-run-caller' applications")
