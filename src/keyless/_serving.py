@@ -27,12 +27,14 @@ class ServerThread:
         keyfile: Path | None = None,
         log_level: str = "warning",
         name: str = "server",
+        **uvicorn_options: Any,
     ) -> None:
         self.sock = sock
-        ssl: dict[str, Any] = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)} if certfile else {}
-        config = uvicorn.Config(
-            app, log_level=log_level, lifespan="on", loop="asyncio", timeout_graceful_shutdown=1, **ssl
-        )
+        options: dict[str, Any] = {"lifespan": "on", "loop": "asyncio", "timeout_graceful_shutdown": 1}
+        if certfile:
+            options.update(ssl_certfile=str(certfile), ssl_keyfile=str(keyfile))
+        options.update(uvicorn_options)
+        config = uvicorn.Config(app, log_level=log_level, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [sock]}, name=name, daemon=True
@@ -51,6 +53,13 @@ class ServerThread:
                 raise RuntimeError(f"{self.thread.name} did not start")
             time.sleep(0.02)
         return self
+
+    def run(self) -> None:
+        """Serve in the calling thread until interrupted (Ctrl-C)."""
+        try:
+            self.server.run(sockets=[self.sock])
+        finally:
+            self.sock.close()
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -24,7 +24,6 @@ def test_the_public_names_are_pinned() -> None:
             "MetadataServer",
             "ServiceAccount",
             "SigningKey",
-            "bind_socket",
             "create_app",
             "google_mode_warning",
             "load_metadata_config",

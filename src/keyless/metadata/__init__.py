@@ -16,7 +16,7 @@ from keyless.metadata._config import (
     load_metadata_config,
 )
 from keyless.metadata._issuer import AccessToken, IdentityFormat, KeyRing, MetadataIssuer, SigningKey
-from keyless.metadata._server import MetadataServer, bind_socket, google_mode_warning
+from keyless.metadata._server import MetadataServer, google_mode_warning
 
 __all__ = [
     "COMMON_HEADERS",
@@ -32,7 +32,6 @@ __all__ = [
     "MetadataServer",
     "ServiceAccount",
     "SigningKey",
-    "bind_socket",
     "create_app",
     "google_mode_warning",
     "load_metadata_config",

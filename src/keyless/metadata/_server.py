@@ -11,41 +11,22 @@ names it) is known before serving starts, even on an ephemeral port (``port=0``)
 
 from __future__ import annotations
 
-import errno
 import logging
-import socket
-import threading
 import time
 from collections import deque
 from types import TracebackType
 
-import uvicorn
-
-from keyless.errors import ConfigurationError
+from keyless._net import bind_socket
+from keyless._serving import ServerThread
 from keyless.metadata._app import create_app
 from keyless.metadata._config import GOOGLE_ISSUER, MetadataConfig
 from keyless.metadata._issuer import Clock, MetadataIssuer
 
-__all__ = ["MetadataServer", "bind_socket", "google_mode_warning"]
+__all__ = ["MetadataServer", "google_mode_warning"]
 
 log = logging.getLogger("keyless.metadata")
 
 _ANY = ("", "0.0.0.0", "::")  # noqa: S104 - names of the wildcard address, compared, not bound
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket (``port`` 0: any free port); a busy port is a ConfigurationError."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise ConfigurationError(f"port {port} on {host} is busy: pick another with --port") from None
-        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    return sock
 
 
 def _url_host(host: str) -> str:
@@ -84,17 +65,17 @@ class MetadataServer:
         self.issuer = MetadataIssuer(self.config, base_url=self.url, clock=clock)
         self.requests: deque[str] = deque(maxlen=1000)  # "GET /path?query", newest last
         self.app = create_app(self.issuer, request_log=self.requests)
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                self.app,
-                log_level=log_level,
-                access_log=access_log,
-                lifespan="off",
-                server_header=False,
-                timeout_graceful_shutdown=2,
-            )
+        self._server = ServerThread(
+            self.app,
+            self._sock,
+            log_level=log_level,
+            name="keyless-metadata",
+            access_log=access_log,
+            lifespan="off",
+            server_header=False,
+            timeout_graceful_shutdown=2,
+            loop="auto",
         )
-        self._thread: threading.Thread | None = None
 
     @property
     def host_port(self) -> str:
@@ -120,33 +101,17 @@ class MetadataServer:
     def serve_forever(self) -> None:
         """Serve in this thread until interrupted (Ctrl-C)."""
         self._announce()
-        try:
-            self._server.run(sockets=[self._sock])
-        finally:
-            self._sock.close()
+        self._server.run()
 
     def start(self) -> MetadataServer:
         """Serve in a daemon thread; returns when the server accepts connections."""
         self._announce()
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, name="keyless-metadata", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError("the metadata server did not start")
-            time.sleep(0.01)
+        self._server.start()
         return self
 
     def close(self) -> None:
         """Stop serving (if started) and release the socket."""
-        if self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
-            self._thread = None
-        self._sock.close()
+        self._server.stop()
 
     def __enter__(self) -> MetadataServer:
         return self.start()

@@ -23,7 +23,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keyless import __version__
 from keyless.authority._runtime import Authority
-from keyless.authority.http import _admin_directory, _admin_federation
+from keyless.authority.http import (
+    _admin_directory,
+    _admin_explain,
+    _admin_federation,
+    _admin_trustwire,
+)
 from keyless.authority.http import _graph_json as gj
 from keyless.authority.http._admin_common import Unauthorized
 from keyless.errors import AlreadyExists, ConfigurationError, Conflict, NotFound
@@ -128,4 +133,6 @@ def create_admin_api(authority: Authority) -> FastAPI:
     api.state.authority = authority
     api.include_router(_admin_directory.router)
     api.include_router(_admin_federation.router)
+    api.include_router(_admin_explain.router)
+    api.include_router(_admin_trustwire.router)
     return api

@@ -84,7 +84,9 @@ def oauth_error_response(
     )
     tenant = request.path_params.get("tenant", "")
     RECENT_REFUSALS.record(
-        Refusal(now.timestamp(), exc.aadsts, exc.error, tenant, client_id, reason, trace, corr, request.url.path)
+        Refusal(
+            now.timestamp(), exc.aadsts, exc.error, tenant, client_id, reason, trace, corr, request.url.path
+        )
     )
     headers = {**NO_STORE, "x-ms-request-id": trace}
     return json_response(body, exc.status, headers)
