@@ -143,7 +143,6 @@ def verification(seconds: float) -> dict[str, float]:
             loop.run_until_complete(uncached.aclose())
             loop.run_until_complete(cached.aclose())
             loop.close()
-    return best
 
 
 # -- proxy overhead --------------------------------------------------------------------------------
@@ -277,7 +276,8 @@ def _measure_load(port: int, token: str, connections: int, seconds: float) -> di
 
 
 def proxy_overhead(seconds: float, connections: int) -> dict[str, Any]:
-    """Upstream direct vs. through ``keyless guard``: throughput ratio and added latency."""
+    """Upstream direct vs. through ``keyless guard``: throughput ratio and added latency, with one
+    connection (latency) and with ``connections`` (throughput under load)."""
     upstream_port, guard_port = _free_port(), _free_port()
     with TestIssuer() as issuer, tempfile.TemporaryDirectory() as tmp:
         token = issuer.mint(_claims(issuer), lifetime=3600)
@@ -288,7 +288,10 @@ def proxy_overhead(seconds: float, connections: int) -> dict[str, Any]:
                     "issuers": [{"kind": "oidc", "issuer": issuer.url}],
                     "audiences": [RESOURCE],
                     "allow_http_loopback_issuers": True,
-                    "policy": {"anonymous": ["/healthz"], "rules": [{"path": "/items/**", "any_of": ["Blob.Read"]}]},
+                    "policy": {
+                        "anonymous": ["/healthz"],
+                        "rules": [{"path": "/items/**", "any_of": ["Blob.Read"]}],
+                    },
                 }
             )
         )
@@ -297,22 +300,26 @@ def proxy_overhead(seconds: float, connections: int) -> dict[str, Any]:
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
         guard = [
-            "-m", "keyless.cli._guard", "run", "--upstream", f"http://127.0.0.1:{upstream_port}",
+            "-c", "from keyless.cli import main; main()",
+            "guard", "run", "--upstream", f"http://127.0.0.1:{upstream_port}",
             "--config", str(config), "--port", str(guard_port), "--log-level", "warning",
         ]  # fmt: skip
         with _server(upstream, upstream_port), _server(guard, guard_port):
             _measure_load(upstream_port, token, connections, min(1.0, seconds / 2))  # warm-up
             _measure_load(guard_port, token, connections, min(1.0, seconds / 2))
-            direct = _measure_load(upstream_port, token, connections, seconds)
-            guarded = _measure_load(guard_port, token, connections, seconds)
-    return {
-        "connections": connections,
-        "direct": direct,
-        "guarded": guarded,
-        "throughput_ratio": guarded["requests_per_s"] / direct["requests_per_s"],
-        "added_p50_ms": guarded["p50_ms"] - direct["p50_ms"],
-        "added_p99_ms": guarded["p99_ms"] - direct["p99_ms"],
-    }
+            result: dict[str, Any] = {}
+            for label, count in (("one_connection", 1), ("loaded", connections)):
+                direct = _measure_load(upstream_port, token, count, seconds)
+                guarded = _measure_load(guard_port, token, count, seconds)
+                result[label] = {
+                    "connections": count,
+                    "direct": direct,
+                    "guarded": guarded,
+                    "throughput_ratio": guarded["requests_per_s"] / direct["requests_per_s"],
+                    "added_p50_ms": guarded["p50_ms"] - direct["p50_ms"],
+                    "added_p99_ms": guarded["p99_ms"] - direct["p99_ms"],
+                }
+    return result
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -356,24 +363,24 @@ def _table(result: dict[str, Any]) -> str:
             f"{result['pyjwt_pct_of_ceiling']:.0f}% of ceiling",
         ),
     ]
-    proxy = result.get("proxy")
-    if proxy:
-        direct, guarded = proxy["direct"], proxy["guarded"]
+    for run in (result.get("proxy") or {}).values():
+        direct, guarded = run["direct"], run["guarded"]
+        count = run["connections"]
         rows += [
             (
-                f"upstream direct ({proxy['connections']} connections)",
+                f"upstream direct, {count} connection(s)",
                 f"{direct['requests_per_s']:>12,.0f} /s",
                 f"p50 {direct['p50_ms']:.2f} ms, p99 {direct['p99_ms']:.2f} ms",
             ),
             (
-                "through keyless guard",
+                f"through keyless guard, {count} connection(s)",
                 f"{guarded['requests_per_s']:>12,.0f} /s",
                 f"p50 {guarded['p50_ms']:.2f} ms, p99 {guarded['p99_ms']:.2f} ms",
             ),
             (
-                "proxy overhead",
-                f"{proxy['throughput_ratio']:>12.2f} x",
-                f"added p50 {proxy['added_p50_ms']:.2f} ms, p99 {proxy['added_p99_ms']:.2f} ms",
+                f"proxy overhead, {count} connection(s)",
+                f"{run['throughput_ratio']:>12.3f} x",
+                f"added p50 {run['added_p50_ms']:.2f} ms, p99 {run['added_p99_ms']:.2f} ms",
             ),
         ]
     width = max(len(r[0]) for r in rows)

@@ -128,7 +128,18 @@ def test_invalid_configuration_lists_every_problem_without_a_traceback(tmp_path:
 def test_two_workers_serve_tokens_and_stop_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "keyless", "serve", "--port", str(port), "--workers", "2", "--trust", "examples/trust.yaml"],
+        [
+            sys.executable,
+            "-m",
+            "keyless",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--trust",
+            "examples/trust.yaml",
+        ],
         env={**os.environ, "KEYLESS_DATA_DIR": str(tmp_path), "KEYLESS_PORT": str(port)},
         cwd=REPO,
         stdout=subprocess.DEVNULL,
@@ -139,7 +150,10 @@ def test_two_workers_serve_tokens_and_stop_cleanly_on_sigterm(tmp_path: Path) ->
         while True:
             try:
                 context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.pem"))
-                if httpx.get(f"https://localhost:{port}/healthz", verify=context, timeout=1).status_code == 200:
+                if (
+                    httpx.get(f"https://localhost:{port}/healthz", verify=context, timeout=1).status_code
+                    == 200
+                ):
                     break
             except (httpx.TransportError, OSError):
                 pass

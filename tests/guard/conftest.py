@@ -60,9 +60,9 @@ def key_clock() -> FakeClock:
 @pytest.fixture
 async def verifier(issuer: TestIssuer, key_clock: FakeClock) -> AsyncIterator[Verifier]:
     """A verifier for ``issuer`` whose key cache runs on ``key_clock`` (cooldown 60 s)."""
-    async with IssuerKeyCache(allow_http_loopback=True, clock=key_clock, min_refresh_interval=60) as keys:
-        async with Verifier(guard_config(issuer), key_cache=keys) as made:
-            yield made
+    keys = IssuerKeyCache(allow_http_loopback=True, clock=key_clock, min_refresh_interval=60)
+    async with keys, Verifier(guard_config(issuer), key_cache=keys) as made:
+        yield made
 
 
 # -- serving ASGI apps on real sockets -------------------------------------------------------------

@@ -147,7 +147,18 @@ async def test_oversized_token_is_refused_before_decoding(verifier: Verifier, is
         (b64url(b'{"alg":"RS256"}') + "." + b64url(b"\xff\xfe{}") + ".c2ln", "JSON"),
         ("é" + b64url(b'{"alg":"RS256"}') + ".e30.c2ln", "base64url"),
     ],
-    ids=["one-part", "two-parts", "bad-chars", "padding", "not-json", "array", "nan", "dup", "utf8", "unicode"],
+    ids=[
+        "one-part",
+        "two-parts",
+        "bad-chars",
+        "padding",
+        "not-json",
+        "array",
+        "nan",
+        "dup",
+        "utf8",
+        "unicode",
+    ],
 )
 async def test_malformed_base64_or_json_is_refused(verifier: Verifier, token: str, reason: str) -> None:
     error = await _refused(verifier, token)
@@ -176,7 +187,9 @@ async def test_tampered_payload_fails_the_signature(verifier: Verifier, issuer: 
     assert isinstance(error, InvalidSignature)
 
 
-async def test_issuer_down_during_a_rotation(verifier: Verifier, issuer: TestIssuer, key_clock: FakeClock) -> None:
+async def test_issuer_down_during_a_rotation(
+    verifier: Verifier, issuer: TestIssuer, key_clock: FakeClock
+) -> None:
     old_token = issuer.mint(aud=AUDIENCE)
     await verifier.verify(old_token)  # the old key set is cached
     issuer.rotate()  # the issuer now signs with a key the guard has never seen...
@@ -212,7 +225,10 @@ async def test_spoofed_identity_headers_never_reach_the_upstream(issuer: TestIss
         proxy = GuardProxy(upstream_url, config=guard_config(issuer, policy=policy))
         with serve(proxy) as guard_url, httpx.Client(base_url=guard_url) as client:
             token = issuer.mint(aud=AUDIENCE, sub="real-caller", roles=["Blob.Read"])
-            assert client.get("/data", headers={"Authorization": f"Bearer {token}", **spoofed}).status_code == 200
+            assert (
+                client.get("/data", headers={"Authorization": f"Bearer {token}", **spoofed}).status_code
+                == 200
+            )
             assert client.get("/public", headers=spoofed).status_code == 200
             assert client.get("/data", headers=spoofed).status_code == 401
     authenticated, anonymous = seen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from keyless.errors import ConfigurationError
 from keyless.guard import GuardConfig, Verifier, config_from_mapping, load_config
 from keyless.guard._config import PRESENT
+from keyless.jose import Signer
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
@@ -48,7 +50,7 @@ policy:
 
 
 def test_a_full_file_is_read_into_typed_settings(tmp_path: Path) -> None:
-    (tmp_path / "ca.pem").write_text("placeholder")
+    (tmp_path / "ca.pem").write_text(ssl.DER_cert_to_PEM_cert(Signer.generate().cert_der))
     path = tmp_path / "guard.yaml"
     path.write_text(FULL)
     config = load_config(path)
@@ -152,7 +154,10 @@ def test_http_issuers_need_the_development_option_and_a_loopback_host() -> None:
 
 def test_the_same_issuer_twice_is_refused() -> None:
     config = config_from_mapping(
-        {"issuers": [{"kind": "google"}, {"kind": "oidc", "issuer": "https://accounts.google.com"}], "audiences": ["a"]}
+        {
+            "issuers": [{"kind": "google"}, {"kind": "oidc", "issuer": "https://accounts.google.com"}],
+            "audiences": ["a"],
+        }
     )
     with pytest.raises(ConfigurationError, match="more than once"):
         Verifier(config)
@@ -166,6 +171,13 @@ def test_a_policy_file_next_to_the_config_is_read_and_its_problems_folded_in(tmp
         load_config(path)
     (tmp_path / "policy.yaml").write_text("rules:\n  - path: /a\n    any_of: [R]\n")
     assert load_config(path).policy.rules[0].any_of == ("R",)
+
+
+def test_a_ca_bundle_that_is_not_pem_is_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    data = {"issuers": [{"kind": "google"}], "audiences": ["a"], "ca_bundle": "ca.pem"}
+    with pytest.raises(ConfigurationError, match="not a PEM bundle"):
+        config_from_mapping(data, base_dir=tmp_path)
 
 
 def test_a_missing_file_is_a_configuration_problem(tmp_path: Path) -> None:

@@ -266,7 +266,7 @@ async def test_the_cache_does_not_hide_a_tampered_token(issuer: TestIssuer) -> N
     async with Verifier(guard_config(issuer)) as verifier:
         token = issuer.mint(aud=AUDIENCE)
         await verifier.verify(token)
-        header, payload, signature = token.split(".")
+        header, _, signature = token.split(".")
         forged = f"{header}.{issuer.mint(aud=AUDIENCE, sub='admin').split('.')[1]}.{signature}"
         with pytest.raises(InvalidSignature):
             await verifier.verify(forged)
@@ -290,7 +290,9 @@ def test_token_cache_keys_are_hashes_not_tokens() -> None:
     assert all(len(key) == 32 and b"secret" not in key for key in cache._entries)
 
 
-async def test_verifier_shares_a_key_cache_and_leaves_it_open(issuer: TestIssuer, key_clock: FakeClock) -> None:
+async def test_verifier_shares_a_key_cache_and_leaves_it_open(
+    issuer: TestIssuer, key_clock: FakeClock
+) -> None:
     async with IssuerKeyCache(allow_http_loopback=True, clock=key_clock) as keys:
         async with Verifier(guard_config(issuer), key_cache=keys) as one:
             await one.verify(issuer.mint(aud=AUDIENCE))

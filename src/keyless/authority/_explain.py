@@ -437,11 +437,28 @@ def _subject_audience_step(
         for c in near:
             if c.why and c.why not in (exc.detail or ""):
                 run.step(field_name, False, f"near miss: {c.credential} has {c.configured!r}: {c.why}")
+        if field_name == "subject":
+            _elsewhere(run, comparisons, names)
         run.refuse(exc)
         return None
     run.step("subject", True, f"{sub!r} matches credential {fic.name}")
     run.step("audience", True, f"{', '.join(audiences)} includes {', '.join(fic.audiences)}")
     return fic.name
+
+
+def _elsewhere(run: _Run, comparisons: Sequence[Comparison], candidates: set[str]) -> None:
+    """A credential with the token's exact subject whose issuer is only a near miss."""
+    for c in comparisons:
+        if c.credential in candidates or c.field != "subject" or c.verdict != "match":
+            continue
+        issuer = next((i for i in comparisons if i.credential == c.credential and i.field == "issuer"), None)
+        if issuer is not None and issuer.verdict == "near miss":
+            run.step(
+                "subject",
+                None,
+                f"credential {c.credential} has this exact subject, but issuer "
+                f"{issuer.configured!r}: {issuer.why}",
+            )
 
 
 def _time_step(run: _Run, claims: Mapping[str, Any], leeway: float) -> None:

@@ -70,26 +70,24 @@ def suggest_fixes(
         return []
     audience = FIC_AUDIENCE_DEFAULT if FIC_AUDIENCE_DEFAULT in audiences else audiences[0]
     target = _Target(app or "<APP_ID>", tenant or "<TENANT>")
-    if code in (70021, 700211):
-        if iss != iss.strip():
-            return [
-                Fix(f"the token's issuer {iss!r} has leading or trailing whitespace: fix the token's issuer")
-            ]
-        pool = list(credentials)
-        require = "issuer"
-    elif code in (700213, 7002138):
-        pool = [f for f in credentials if f.issuer == iss]
-        require = "subject"
-    elif code == 700212:
+    if code == 700212:
         return _audience_fixes(credentials, iss, sub, audiences, target)
-    else:
+    if code not in (70021, 700211, 700213, 7002138):
         return []
-    closest = _closest(pool, comparisons, require)
-    if closest is not None and not github_other_workload(sub, closest.subject):
+    for what, value in (("issuer", iss), ("subject", sub)):
+        if value != value.strip():
+            return [
+                Fix(
+                    f"the token's {what} {value!r} has leading or trailing whitespace: fix the token's {what}"
+                )
+            ]
+    closest = _closest(credentials, comparisons, sub)
+    if closest is not None:
         wanted = _Wanted(closest.name, iss, sub, _kept_audience(closest, audiences, audience))
         return [target.update(closest, wanted)]
     wanted = _Wanted(_new_name(iss, sub, {f.name for f in credentials}), iss, sub, audience)
-    keep = f"keep {closest.name} for {closest.subject!r}; " if closest is not None else ""
+    other = _other_workload(credentials, iss, sub)
+    keep = f"keep {other.name} for {other.subject!r}; " if other is not None else ""
     return [target.create(wanted, keep)]
 
 
@@ -113,18 +111,34 @@ def _token_side(code: int | None, refusal: OAuthError, iss: str) -> Fix | None:
 
 
 def _closest(
-    pool: Sequence[FederatedIdentityCredential], comparisons: Sequence[Comparison], require: str
+    credentials: Sequence[FederatedIdentityCredential], comparisons: Sequence[Comparison], sub: str
 ) -> FederatedIdentityCredential | None:
-    """The credential the token was most likely meant for: a near miss on ``require``, best overall."""
+    """The credential the token was most likely meant for: every field matches or is a near miss
+    (a typo-like one: not another GitHub workload of the same repository); the best such one."""
     best: tuple[int, FederatedIdentityCredential] | None = None
-    for fic in pool:
+    for fic in credentials:
         mine = [c for c in comparisons if c.credential == fic.name]
-        if not any(c.field == require and c.verdict == "near miss" for c in mine):
+        repairable = all(
+            c.verdict == "match"
+            or (
+                c.verdict == "near miss"
+                and not (c.field == "subject" and github_other_workload(sub, c.configured))
+            )
+            for c in mine
+        )
+        if not mine or not repairable:
             continue
         score = sum(_SCORE[c.verdict] for c in mine)
         if best is None or score > best[0]:
             best = (score, fic)
     return best[1] if best else None
+
+
+def _other_workload(
+    credentials: Sequence[FederatedIdentityCredential], iss: str, sub: str
+) -> FederatedIdentityCredential | None:
+    """A credential of the same issuer for another GitHub workload of the same repository."""
+    return next((f for f in credentials if f.issuer == iss and github_other_workload(sub, f.subject)), None)
 
 
 def _kept_audience(fic: FederatedIdentityCredential, audiences: Sequence[str], fallback: str) -> str:

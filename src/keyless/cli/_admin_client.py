@@ -13,9 +13,16 @@ import httpx
 
 from keyless.authority._runtime import ADMIN_KEY_FILE, URL_FILE
 from keyless.config import load_authority_settings
-from keyless.errors import ConfigurationError, TransportError
+from keyless.errors import (
+    AlreadyExists,
+    ConfigurationError,
+    Conflict,
+    KeylessError,
+    NotFound,
+    TransportError,
+)
 
-__all__ = ["AdminClient", "connect"]
+__all__ = ["AdminClient", "Unreachable", "call", "connect"]
 
 
 @dataclass
@@ -74,3 +81,41 @@ def connect(url: str | None, admin_key: str | None, data_dir: Path | None) -> Ad
     )
     http = httpx.Client(headers={"Authorization": f"Bearer {key}"}, verify=verify, timeout=30)
     return AdminClient(base, http)
+
+
+class Unreachable(TransportError):
+    """The authority did not answer at all (exit status 3)."""
+
+
+def call(client: AdminClient, method: str, path: str, **kwargs: Any) -> Any:
+    """Like ``AdminClient.request``, with failures mapped onto the exception tree: 400 ->
+    ConfigurationError (one problem per detail), 401 -> ConfigurationError, 404 -> NotFound,
+    409 -> AlreadyExists, 412 -> Conflict, no answer -> Unreachable, others -> TransportError."""
+    url = f"{client.base_url}/admin/v1.0{path}"
+    try:
+        response = client.http.request(method, url, **kwargs)
+    except httpx.TransportError as exc:
+        raise Unreachable(
+            f"cannot reach the authority at {client.base_url} ({exc.__class__.__name__}); "
+            "is `keyless serve` running? Pass --url for a remote one."
+        ) from None
+    status = response.status_code
+    if status < 400:
+        return response.json() if response.content else None
+    if status == 400:
+        raise ConfigurationError(_problems(response) or [_message(response)])
+    if status == 401:
+        raise ConfigurationError("the admin key was refused: pass --admin-key or set KEYLESS_ADMIN_KEY")
+    mapped: dict[int, type[KeylessError]] = {404: NotFound, 409: AlreadyExists, 412: Conflict}
+    if status in mapped:
+        raise mapped[status](_message(response))
+    raise TransportError(f"{method} {path} failed ({status}): {_message(response)}", retryable=status >= 500)
+
+
+def _problems(response: httpx.Response) -> list[str]:
+    try:
+        error = response.json().get("error", {})
+    except (ValueError, AttributeError):
+        return []
+    details = error.get("details", []) if isinstance(error, dict) else []
+    return [str(d.get("message", "")) for d in details if isinstance(d, dict) and d.get("message")]

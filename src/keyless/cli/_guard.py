@@ -10,15 +10,16 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
-import logging
 import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from keyless._logging import configure_logging
+from keyless.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, out, read_token
 from keyless.errors import ConfigurationError
 from keyless.guard import Explanation, GuardConfig, GuardProxy, Verifier, explain, load_config
 
@@ -26,8 +27,6 @@ __all__ = ["app", "check", "explain_token", "run"]
 
 HELP = "Verify bearer tokens in front of a service: the reverse proxy, and tools to explain refusals."
 app = typer.Typer(help=HELP, no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
-err = Console(stderr=True)
 
 _CONFIG = typer.Option(..., "--config", "-c", help="The guard's YAML configuration.")
 _OPTIONAL_CONFIG = typer.Option(None, "--config", "-c", help="The guard's YAML configuration.")
@@ -45,17 +44,28 @@ def _load(config: Path) -> GuardConfig:
         return load_config(config)
     except ConfigurationError as exc:
         _config_problems(exc)
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def _config_problems(exc: ConfigurationError) -> None:
-    err.print("[bold red]configuration problem[/]" + ("s" if len(exc.problems) > 1 else "") + ":")
+    console = err()
+    console.print("[bold red]configuration problem[/]" + ("s" if len(exc.problems) > 1 else "") + ":")
     for problem in exc.problems:
-        err.print(f"  - {problem}", markup=False, highlight=False)
+        console.print(f"  - {problem}", markup=False, highlight=False)
+
+
+def _skip_missing_sniffio() -> None:
+    """httpcore looks for ``sniffio`` on every lock it makes; newer anyio no longer brings it, and a
+    failed import searches sys.path each time (about 0.2 ms per proxied request). When it is not
+    installed, record that once. This process is the guard's own, so the choice is ours to make."""
+    if importlib.util.find_spec("sniffio") is None:
+        sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 
 def _serve(upstream: str | None, config: Path, host: str, port: int, log_level: str) -> None:
     import uvicorn
+
+    _skip_missing_sniffio()
 
     settings = _load(config)
     try:
@@ -64,12 +74,10 @@ def _serve(upstream: str | None, config: Path, host: str, port: int, log_level: 
         if isinstance(exc, ConfigurationError):
             _config_problems(exc)
         else:
-            err.print(f"[bold red]error[/]: {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("keyless.guard").setLevel(log_level.upper())
-    err.print(f"keyless guard: {host}:{port} -> {proxy.upstream} ({len(settings.issuers)} issuer(s))")
+            err().print(f"[bold red]error[/]: {escape(str(exc))}")
+        raise typer.Exit(EXIT_USAGE) from None
+    configure_logging(log_level)  # the access log is keyless.guard.access, at info
+    err().print(f"keyless guard: {host}:{port} -> {proxy.upstream} ({len(settings.issuers)} issuer(s))")
     uvicorn.run(
         proxy,
         host=host,
@@ -95,7 +103,7 @@ def _default(
         return
     if config is None:
         typer.echo(ctx.get_help())
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_USAGE)
     _serve(upstream, config, host, port, log_level)
 
 
@@ -114,17 +122,8 @@ def run(
     _serve(upstream, config, host, port, log_level)
 
 
-def _read_token(token: str) -> str:
-    if token == "-":
-        return sys.stdin.read().strip()
-    try:
-        is_file = Path(token).is_file()
-    except OSError:  # a long token is not a file name
-        is_file = False
-    return Path(token).read_text(encoding="utf-8").strip() if is_file else token.strip()
-
-
 def _print(explanation: Explanation) -> None:
+    console = out()
     width = max(len(step.name) for step in explanation.steps)
     for step in explanation.steps:
         code = f" [dim]({step.code})[/]" if step.code else ""
@@ -157,7 +156,11 @@ def explain_token(
     Example: keyless guard explain "$TOKEN" --config guard.yaml --path /blobs/a
     """
     settings = _load(config)
-    text = _read_token(token)
+    try:
+        text = read_token(token)
+    except ConfigurationError as exc:
+        _config_problems(exc)
+        raise typer.Exit(EXIT_USAGE) from None
 
     async def go() -> Explanation:
         async with Verifier(settings) as verifier:
@@ -168,7 +171,7 @@ def explain_token(
         typer.echo(json.dumps(explanation.to_dict(), indent=2, default=str))
     else:
         _print(explanation)
-    raise typer.Exit(0 if explanation.passed else 1)
+    raise typer.Exit(EXIT_OK if explanation.passed else EXIT_FAILED)
 
 
 @app.command("check")
@@ -176,6 +179,7 @@ def check(config: Path = _CONFIG) -> None:
     """Read the configuration and show what it trusts and allows (exit 2 if it has problems)."""
     settings = _load(config)
     verifier = Verifier(settings)
+    console = out()
     console.print(f"[bold]{escape(str(config))}[/]: configuration is valid")
     console.print("trusted issuers:")
     for issuer in verifier.issuers.trusted():
@@ -197,8 +201,5 @@ def check(config: Path = _CONFIG) -> None:
         )
         console.print(f"  {methods} {' '.join(rule.patterns)} -> {escape(need)}", highlight=False)
     for warning in settings.development_warnings():
-        err.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
+        err().print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
 
-
-if __name__ == "__main__":  # python -m keyless.cli._guard (before it is wired into `keyless`)
-    app()

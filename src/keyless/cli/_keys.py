@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from keyless.cli._admin_client import connect
+from keyless.cli._common import Target, out, progress
 
 app = typer.Typer(help="Signing keys of a tenant.", no_args_is_help=True)
-console = Console()
 
 _URL = typer.Option(None, "--url", help="Authority base URL [env KEYLESS_URL; default: the local one].")
 _KEY = typer.Option(
@@ -34,7 +32,7 @@ def list_keys(
 
     Example: keyless keys list contoso.example
     """
-    keys = connect(url, admin_key, data_dir).request("GET", f"/tenants/{tenant}/signingKeys")["value"]
+    keys = Target(url, admin_key, data_dir).call("GET", f"/tenants/{tenant}/signingKeys")["value"]
     if as_json:
         typer.echo(json.dumps(keys, indent=2))
         return
@@ -48,7 +46,7 @@ def list_keys(
             key["activatesDateTime"],
             key.get("retiredDateTime") or "",
         )
-    console.print(table)
+    out().print(table)
 
 
 @app.command("rotate")
@@ -67,12 +65,13 @@ def rotate(
     Example: keyless keys rotate contoso.example --publish-delay 0
     """
     body = {} if publish_delay is None else {"publishDelaySeconds": publish_delay}
-    key = connect(url, admin_key, data_dir).request(
-        "POST", f"/tenants/{tenant}/signingKeys/rotate", json=body
-    )
+    with progress(f"rotating the signing keys of {tenant} ..."):
+        key = Target(url, admin_key, data_dir).call(
+            "POST", f"/tenants/{tenant}/signingKeys/rotate", json=body
+        )
     if as_json:
         typer.echo(json.dumps(key, indent=2))
         return
-    console.print(
+    out().print(
         f"new key [bold]{key['kid']}[/] ({key['alg']}): {key['state']}, signs from {key['activatesDateTime']}"
     )

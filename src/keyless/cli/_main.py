@@ -1,31 +1,80 @@
 """Entry point: one ``keyless`` command with sub-commands; failures print the cause and the next
-step, never a traceback (unless ``--debug``)."""
+step, never a traceback (unless ``--debug``).
+
+Exit codes: 0 ok; 1 refused, not found, or the operation failed; 2 a usage or configuration
+problem; 3 the authority (or an issuer) could not be reached.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import typer
-from rich.console import Console
+from typer.core import TyperGroup
 
 from keyless import __version__
 from keyless._logging import configure_logging
-from keyless.cli import _keys, _serve
-from keyless.errors import ConfigurationError, KeylessError
+from keyless.cli import (
+    _credentials,
+    _directory,
+    _explain,
+    _guard,
+    _jwt,
+    _keys,
+    _metadata,
+    _roles,
+    _serve,
+    _trust,
+)
+from keyless.cli._admin_client import Unreachable
+from keyless.cli._common import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, err, escape
+from keyless.errors import ConfigurationError, KeylessError, TransportError
 
 __all__ = ["app", "main"]
 
+_state = {"debug": False}
+
+
+def _report(exc: KeylessError) -> int:
+    """Print the cause and the next step; return the exit code."""
+    console = err()
+    if isinstance(exc, ConfigurationError):
+        console.print("[bold red]configuration problem[/]" + ("s" if len(exc.problems) > 1 else "") + ":")
+        for problem in exc.problems:
+            console.print(f"  - {escape(problem)}")
+        return EXIT_USAGE
+    unreachable = isinstance(exc, Unreachable) or (type(exc) is TransportError and exc.retryable)
+    console.print(f"[bold red]error[/] ({exc.code}): {escape(str(exc))}")
+    if unreachable:
+        return EXIT_UNREACHABLE
+    return EXIT_FAILED
+
+
+class KeylessGroup(TyperGroup):
+    """Turns keyless errors raised by any sub-command into a message and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeylessError as exc:
+            if _state["debug"]:
+                raise
+            raise typer.Exit(_report(exc)) from None
+
+
 app = typer.Typer(
     name="keyless",
+    cls=KeylessGroup,
     help="Secretless service-to-service identity: an Entra-compatible token service with workload identity "
-    "federation.",
+    "federation. Exit status: 0 ok, 1 refused / not found / failed, 2 usage or configuration problem, "
+    "3 authority unreachable. See docs/cli.md.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
-err = Console(stderr=True)
-_state = {"debug": False}
 
 
 @app.callback()
@@ -35,11 +84,31 @@ def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks 
 
 @app.command()
 def version() -> None:
-    """Print the keyless version."""
+    """Print the keyless version.
+
+    Example: keyless version
+    """
     typer.echo(__version__)
 
 
+# servers
 app.command("serve", help=_serve.HELP)(_serve.serve)
+app.command("metadata", help=_metadata.HELP)(_metadata.metadata)
+app.add_typer(_guard.app, name="guard")
+# tokens and trust
+app.add_typer(_jwt.jwt_app, name="jwt")
+app.command("explain")(_explain.explain_command)
+app.command("refusals")(_explain.refusals_command)
+app.command("plan")(_trust.plan_command)
+app.command("apply")(_trust.apply_command)
+app.command("export")(_trust.export_command)
+# the directory
+app.add_typer(_directory.tenant_app, name="tenant")
+app.add_typer(_directory.app_app, name="app")
+app.add_typer(_credentials.fic_app, name="fic")
+app.add_typer(_credentials.secret_app, name="secret")
+app.add_typer(_credentials.cert_app, name="cert")
+app.add_typer(_roles.role_app, name="role")
 app.add_typer(_keys.app, name="keys")
 
 
@@ -47,15 +116,9 @@ def main() -> None:
     configure_logging(os.environ.get("KEYLESS_LOG_LEVEL", "info"))
     try:
         app()
-    except ConfigurationError as exc:
+    except KeylessError as exc:  # raised outside a sub-command (the group handles the rest)
         if _state["debug"]:
             raise
-        err.print("[bold red]configuration problem[/]" + ("s" if len(exc.problems) > 1 else "") + ":")
-        for problem in exc.problems:
-            err.print(f"  - {problem}", markup=False, highlight=False)
-        sys.exit(2)
-    except KeylessError as exc:
-        if _state["debug"]:
-            raise
-        err.print(f"[bold red]error[/] ({exc.code}): {exc}", highlight=False)
-        sys.exit(1)
+        sys.exit(_report(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -138,11 +138,12 @@ def options_kwargs(options: TokenRequestOptions | Mapping[str, Any] | None) -> d
 # -- WorkloadIdentityCredential's environment -------------------------------------------------------
 
 
-def _on_google_cloud(environ: Mapping[str, str], product_name: Path = _PRODUCT_NAME) -> bool:
+def _on_google_cloud(environ: Mapping[str, str]) -> bool:
+    """Cloud Run / Functions / App Engine variables, or a GCE / GKE machine (as google-auth checks)."""
     if any(environ.get(name) for name in _GOOGLE_RUNTIME_VARIABLES):
         return True
     try:
-        return product_name.read_text().strip().startswith("Google")
+        return _PRODUCT_NAME.read_text().strip().startswith("Google")
     except OSError:
         return False
 
@@ -184,7 +185,8 @@ def make_source(
     if chosen == "file":
         if not token_file:
             raise CredentialUnavailableError(
-                "the file source needs token_file_path, AZURE_FEDERATED_TOKEN_FILE or KEYLESS_FEDERATED_TOKEN_FILE"
+                "the file source needs token_file_path, AZURE_FEDERATED_TOKEN_FILE or "
+                "KEYLESS_FEDERATED_TOKEN_FILE"
             )
         return TokenFileAssertion(token_file, clock=clock)
     if chosen == "env":
@@ -230,7 +232,8 @@ def workload_settings(
     ]
     if missing:
         raise CredentialUnavailableError("WorkloadIdentityCredential needs " + " and ".join(missing))
-    assert tenant is not None and client is not None
+    assert tenant is not None
+    assert client is not None
     if isinstance(source, str):
         name = source if source != "auto" else (_env(env, "KEYLESS_ASSERTION_SOURCE") or "auto")
         token_file = (

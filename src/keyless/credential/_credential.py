@@ -133,7 +133,11 @@ class ClientAssertionCredential(CredentialCore):
         return self._entry(scopes, **options_kwargs(options)).info
 
     def _entry(
-        self, scopes: tuple[str, ...], claims: str | None = None, tenant_id: str | None = None, enable_cae: bool = False
+        self,
+        scopes: tuple[str, ...],
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
     ) -> Entry:
         key, form_claims = self._settings.request(scopes, claims, tenant_id, enable_cae)
         tenant, client_id, source = key[0], self.client_id, self.source

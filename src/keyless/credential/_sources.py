@@ -30,7 +30,11 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
 
-from keyless.credential._errors import AssertionSourceError, ClientAuthenticationError, CredentialUnavailableError
+from keyless.credential._errors import (
+    AssertionSourceError,
+    ClientAuthenticationError,
+    CredentialUnavailableError,
+)
 from keyless.credential._jwt import inspect_assertion
 from keyless.credential._retry import RETRY_STATUSES, RetryPolicy
 
@@ -70,7 +74,11 @@ class CallableAssertion:
     """``fn()`` is called for every token request; in async code it may return an awaitable."""
 
     def __init__(
-        self, fn: Callable[[], str | Awaitable[str]], *, description: str | None = None, clock: Clock = time.time
+        self,
+        fn: Callable[[], str | Awaitable[str]],
+        *,
+        description: str | None = None,
+        clock: Clock = time.time,
     ) -> None:
         if not callable(fn):
             raise TypeError("CallableAssertion needs a callable returning the assertion")
@@ -109,7 +117,11 @@ class EnvironmentAssertion:
     """The token in environment variable ``name``, read on every call (so it may be updated)."""
 
     def __init__(
-        self, name: str = DEFAULT_TOKEN_ENV, *, environ: Mapping[str, str] | None = None, clock: Clock = time.time
+        self,
+        name: str = DEFAULT_TOKEN_ENV,
+        *,
+        environ: Mapping[str, str] | None = None,
+        clock: Clock = time.time,
     ) -> None:
         self.name = name
         self._environ = os.environ if environ is None else environ
@@ -141,7 +153,9 @@ class _FileState:
 class TokenFileAssertion:
     """A token file, re-read when it changes or when its token nears expiry (see module docs)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, refresh_margin: float = 60.0, clock: Clock = time.time):
+    def __init__(
+        self, path: str | os.PathLike[str], *, refresh_margin: float = 60.0, clock: Clock = time.time
+    ):
         self.path = Path(path)
         self.refresh_margin = refresh_margin
         self._clock = clock
@@ -224,15 +238,20 @@ class _HttpAssertion:
     def _status_problem(self, response: httpx.Response) -> AssertionSourceError:
         snippet = response.content[:200].decode("utf-8", "replace").strip()
         return AssertionSourceError(
-            f"{self.description} answered HTTP {response.status_code}" + (f": {snippet!r}" if snippet else ""),
+            f"{self.description} answered HTTP {response.status_code}"
+            + (f": {snippet!r}" if snippet else ""),
             status=response.status_code,
             retryable=response.status_code in RETRY_STATUSES,
             source=self.description,
         )
 
     def _transport_problem(self, exc: httpx.TransportError) -> AssertionSourceError:
-        what = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed: {type(exc).__name__}: {exc}"
-        return AssertionSourceError(f"request to {self.description} {what}", retryable=True, source=self.description)
+        what = (
+            "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed: {type(exc).__name__}: {exc}"
+        )
+        return AssertionSourceError(
+            f"request to {self.description} {what}", retryable=True, source=self.description
+        )
 
     def _checked(self, token: str) -> str:
         return inspect_assertion(token, self.description, now=self._clock()).token
@@ -249,13 +268,18 @@ class _HttpAssertion:
                 self._async = httpx.AsyncClient(timeout=self.timeout, trust_env=self._trust_env)
             return self._async
 
-    def get(self) -> str:
+    def _url_and_headers(self) -> tuple[httpx.URL, dict[str, str]]:
         url, params, headers = self._request()
+        # merged into the URL's own query (GitHub's URL already carries api-version)
+        return httpx.URL(url).copy_merge_params(params), headers
+
+    def get(self) -> str:
+        url, headers = self._url_and_headers()
         started, attempt = time.monotonic(), 0
         while True:
             try:
                 try:
-                    response = self._client().get(url, params=params, headers=headers)
+                    response = self._client().get(url, headers=headers)
                 except httpx.TransportError as exc:
                     raise self._transport_problem(exc) from None
                 return self._token_from(response)
@@ -267,12 +291,12 @@ class _HttpAssertion:
             attempt += 1
 
     async def aget(self) -> str:
-        url, params, headers = self._request()
+        url, headers = self._url_and_headers()
         started, attempt = time.monotonic(), 0
         while True:
             try:
                 try:
-                    response = await self._aclient().get(url, params=params, headers=headers)
+                    response = await self._aclient().get(url, headers=headers)
                 except httpx.TransportError as exc:
                     raise self._transport_problem(exc) from None
                 return self._token_from(response)
@@ -334,6 +358,13 @@ class MetadataServerAssertion(_HttpAssertion):
         return url, {"audience": self.audience, "format": self.format}, {"Metadata-Flavor": "Google"}
 
     def _token_from(self, response: httpx.Response) -> str:
+        if response.headers.get("metadata-flavor", "").lower() != "google":
+            raise AssertionSourceError(
+                f"{self.description} answered HTTP {response.status_code} without 'Metadata-Flavor: Google': "
+                "it is not a metadata server (check GCE_METADATA_HOST)",
+                status=response.status_code,
+                source=self.description,
+            )
         if response.status_code == 404:
             raise AssertionSourceError(
                 f"{self.description}: no such service account on this instance (HTTP 404)",
@@ -342,11 +373,6 @@ class MetadataServerAssertion(_HttpAssertion):
             )
         if response.status_code != 200:
             raise self._status_problem(response)
-        if response.headers.get("metadata-flavor", "").lower() != "google":
-            raise AssertionSourceError(
-                f"{self.description} answered without 'Metadata-Flavor: Google': it is not a metadata server",
-                source=self.description,
-            )
         return self._checked(response.text)
 
     def __repr__(self) -> str:

@@ -206,7 +206,9 @@ def parse_token_response(response: httpx.Response, *, url: str, requested_at: fl
         )
     if not isinstance(body, dict):
         what = "no content" if not response.content else "a body that is not a JSON object"
-        raise ClientAuthenticationError(f"token endpoint {url} answered HTTP {status} with {what}", status=status)
+        raise ClientAuthenticationError(
+            f"token endpoint {url} answered HTTP {status} with {what}", status=status
+        )
     token = body.get("access_token")
     expires_on, expires_in = _number(body.get("expires_on")), _number(body.get("expires_in"))
     if not isinstance(token, str) or not token or (expires_on is None and expires_in is None):

@@ -56,5 +56,9 @@ else:
 
         AZURE_CORE = True
     except ImportError:
-        AccessToken, AccessTokenInfo, TokenRequestOptions = _AccessToken, _AccessTokenInfo, _TokenRequestOptions
+        AccessToken, AccessTokenInfo, TokenRequestOptions = (
+            _AccessToken,
+            _AccessTokenInfo,
+            _TokenRequestOptions,
+        )
         AZURE_CORE = False

@@ -17,6 +17,7 @@ from keyless._serving import ServerThread
 from keyless.authority._runtime import Authority
 from keyless.authority._trustfile import apply, load_trust_file
 from keyless.authority.http.app import create_app
+from keyless.authority.model import FederatedIdentityCredential
 from keyless.authority.tls import TLSFiles, ensure_local_tls
 from keyless.config import load_authority_settings
 from keyless.dev._blobapi import DEFAULT_POLICY, create_blob_api
@@ -48,6 +49,13 @@ class DevStack:
     resource_app_id: str
     scope: str
     env_file: Path
+    authority: Authority
+
+    def federated_credentials(self) -> list[FederatedIdentityCredential]:
+        """The caller application's federated identity credentials, as the authority holds them."""
+        view = self.authority.directory().tenant(self.tenant_id)
+        app = view.application(self.client_id) if view else None
+        return list(app.fics) if app else []
 
     @property
     def ca_file(self) -> Path:
@@ -155,6 +163,7 @@ def run_stack(data_dir: Path, trust_file: Path, ports: DevPorts = DevPorts()) ->
             resource_app_id=resource,
             scope="api://blob-api/.default",
             env_file=data_dir / ENV_FILE,
+            authority=authority,
         )
         _write_env_file(dev.client_environment(), dev.env_file)
         yield dev

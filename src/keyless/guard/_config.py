@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,6 +279,11 @@ def _ca_bundle(reader: Reader, data: Mapping[str, Any]) -> Path | None:
         path = reader.base_dir / path
     if not path.is_file():
         reader.problem(("ca_bundle",), f"no such file: {path}")
+        return path
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reader.problem(("ca_bundle",), f"{path} is not a PEM bundle of CA certificates ({exc})")
     return path
 
 

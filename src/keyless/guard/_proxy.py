@@ -146,12 +146,14 @@ class GuardProxy:
         self.gate = Gate(verifier, policy, realm=realm)
         self.realm = realm
         self._owns_client = client is None
+        timeout = httpx.Timeout(
+            config.upstream_timeout,
+            connect=config.upstream_connect_timeout,
+            pool=config.upstream_connect_timeout,
+        )
+        self._timeout = timeout.as_dict()
         self.client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                config.upstream_timeout,
-                connect=config.upstream_connect_timeout,
-                pool=config.upstream_connect_timeout,
-            ),
+            timeout=timeout,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,
             trust_env=False,
@@ -215,7 +217,11 @@ class GuardProxy:
         query = scope.get("query_string") or b""
         target = self._prefix + raw_path + (b"?" + query if query else b"")
         url = self.upstream.copy_with(raw_path=target)
-        return self.client.build_request(scope["method"], url, headers=out, content=content)
+        # Not client.build_request: that would add the client's default headers (Accept-Encoding,
+        # User-Agent ...), and the upstream must see what the caller sent.
+        return httpx.Request(
+            scope["method"], url, headers=out, content=content, extensions={"timeout": self._timeout}
+        )
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, outcome: Outcome) -> tuple[int, str]:
         first = await receive()

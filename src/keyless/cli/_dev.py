@@ -1,0 +1,71 @@
+"""``keyless dev``: the whole system in one command (what ``make run`` runs)."""
+
+from __future__ import annotations
+
+import threading
+from importlib import resources
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from keyless._logging import configure_logging
+from keyless.dev._scenario import play
+from keyless.dev._stack import DevPorts, DevStack, run_stack
+
+HELP = """Run the authority, the metadata emulator (playing Cloud Run) and a demo API behind the guard,
+play the seed scenario (a workload gets a token with no secret and calls the protected API; one
+refused call, explained), then keep serving.
+
+Examples:
+
+  keyless dev                       # serve until Ctrl-C; clients: . .keyless/dev.env
+
+  keyless dev --once                # play the scenario and exit with its status (CI)
+
+  keyless dev --authority-port 9443 --metadata-port 9080 --api-port 9444
+"""
+
+console = Console()
+
+
+def _seed_trust() -> Path:
+    return Path(str(resources.files("keyless.dev") / "seed-trust.yaml"))
+
+
+def _announce(dev: DevStack) -> None:
+    console.rule("[bold green]keyless dev is serving")
+    console.print(f"  authority        {dev.authority_url}   (admin API: {dev.authority_url}/admin/docs)")
+    console.print(f"  metadata server  http://{dev.metadata_host}   (plays Cloud Run's)")
+    console.print(f"  blob-api         {dev.api_url}   (behind the guard)")
+    console.print(f"  tenant {dev.tenant_id}, caller {dev.client_id}, scope {dev.scope}", highlight=False)
+    console.print(
+        f"\nClients: [bold]. {dev.env_file}[/]  then e.g. python examples/seed_keyless_credential.py"
+    )
+    console.print("Ctrl-C stops everything.")
+
+
+def dev(
+    data_dir: Path = typer.Option(
+        Path(".keyless"), "--data-dir", help="Data directory (database, keys, TLS)."
+    ),
+    trust: Path = typer.Option(
+        None, "--trust", "-t", help="Trust file to apply [default: the seed scenario's]."
+    ),
+    authority_port: int = typer.Option(8443, "--authority-port", help="HTTPS port of the authority."),
+    metadata_port: int = typer.Option(8080, "--metadata-port", help="HTTP port of the metadata emulator."),
+    api_port: int = typer.Option(8444, "--api-port", help="HTTPS port of the guarded demo API."),
+    once: bool = typer.Option(False, "--once", help="Play the scenario, then exit with its status."),
+) -> None:
+    configure_logging("warning")
+    ports = DevPorts(authority=authority_port, metadata=metadata_port, api=api_port)
+    with run_stack(data_dir, trust or _seed_trust(), ports) as stack:
+        passed = play(stack, console)
+        console.rule("[bold green]scenario passed" if passed else "[bold red]scenario failed")
+        if once:
+            raise typer.Exit(0 if passed else 1)
+        _announce(stack)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            console.print("\nstopping…")

@@ -1,0 +1,87 @@
+"""``keyless dev`` as a user runs it: ``--once`` plays the seed scenario end to end from an empty
+data directory and exits 0; a busy port is reported with the flag that changes it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _dev(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    authority, metadata, api = _free_ports(3)
+    env = {k: v for k, v in os.environ.items() if k != "GOOGLE_APPLICATION_CREDENTIALS"}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keyless",
+            "dev",
+            "--data-dir",
+            str(tmp_path),
+            "--authority-port",
+            str(authority),
+            "--metadata-port",
+            str(metadata),
+            "--api-port",
+            str(api),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**env, "COLUMNS": "160"},
+    )
+
+
+def test_dev_once_plays_the_seed_scenario_and_exits_zero(tmp_path: Path) -> None:
+    result = _dev(tmp_path, "--once")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "scenario passed" in result.stdout
+    assert "AADSTS700212" in result.stdout  # the deliberately refused call, and its explanation
+    env_file = (tmp_path / "dev.env").read_text()
+    assert "GCE_METADATA_HOST=" in env_file and "AZURE_CLIENT_ID=" in env_file
+    assert "Traceback" not in result.stderr
+
+
+def test_dev_reports_a_busy_port_with_the_flag_to_change_it(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "keyless",
+                "dev",
+                "--data-dir",
+                str(tmp_path),
+                "--once",
+                "--authority-port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+    assert result.returncode == 2
+    assert "busy" in result.stderr and "--authority-port" in result.stderr
+    assert "Traceback" not in result.stderr
