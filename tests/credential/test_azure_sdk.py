@@ -62,7 +62,8 @@ def test_an_authentication_failure_reaches_the_storage_caller_as_azure_cores_err
     authority: RunningAuthority, federation: Federation, issuer: TestIssuer, service: GuardedService
 ) -> None:
     with credential(authority, federation, issuer, client_id="not-registered") as cred:
-        client = BlobServiceClient(service.base_url, credential=cred, audience="api://blob-api")
+        # azure-storage retries every AzureError, credential failures included (10 times by default)
+        client = BlobServiceClient(service.base_url, credential=cred, audience="api://blob-api", retry_total=0)
         with client, pytest.raises(AzureClientAuthenticationError) as caught:
             client.get_account_information()
     assert caught.value.aadsts == 700016  # type: ignore[attr-defined]
