@@ -70,14 +70,3 @@ def test_jose_and_trust_import_without_server_packages() -> None:
         "import keyless.jose, keyless.trust, keyless.errors\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def test_error_catalogue_document_is_up_to_date() -> None:
-    from pathlib import Path
-
-    from keyless.authority._catalogue import catalogue_markdown
-
-    docs = Path(__file__).parent.parent / "docs" / "errors.md"
-    assert docs.read_text() == catalogue_markdown(), (
-        "regenerate: python -m keyless.authority._catalogue > docs/errors.md"
-    )

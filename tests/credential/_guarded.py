@@ -38,7 +38,10 @@ def _app(service: GuardedService, authority: RunningAuthority, federation: Feder
 
     async def account_or_whoami(request: Request) -> Response:
         seen = remember(request)
-        if request.query_params.get("comp") == "properties" and request.query_params.get("restype") == "account":
+        if (
+            request.query_params.get("comp") == "properties"
+            and request.query_params.get("restype") == "account"
+        ):
             return Response(
                 status_code=200,
                 headers={

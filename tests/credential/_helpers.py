@@ -14,7 +14,11 @@ def _b64(value: dict[str, Any]) -> str:
 
 def fake_jwt(*, exp: float | None = None, lifetime: float = 3600, **claims: Any) -> str:
     """A JWT-shaped assertion (the signature is junk: the SDK never checks it; servers would)."""
-    payload: dict[str, Any] = {"iss": "https://issuer.example", "sub": "workload", "aud": "api://AzureADTokenExchange"}
+    payload: dict[str, Any] = {
+        "iss": "https://issuer.example",
+        "sub": "workload",
+        "aud": "api://AzureADTokenExchange",
+    }
     payload["exp"] = int(exp if exp is not None else time.time() + lifetime)
     payload.update(claims)
     return f"{_b64({'alg': 'RS256', 'typ': 'JWT'})}.{_b64(payload)}.c2lnbmF0dXJl"

@@ -19,8 +19,12 @@ from tests._support.oidc_issuer import TestIssuer
 from tests.credential._helpers import FakeTime
 from tests.credential.conftest import SUBJECT
 
-from keyless.credential import ClientAssertionCredential, ClientAuthenticationError, WorkloadIdentityCredential
-from keyless.credential import aio
+from keyless.credential import (
+    ClientAssertionCredential,
+    ClientAuthenticationError,
+    WorkloadIdentityCredential,
+    aio,
+)
 from keyless.metadata import DEFAULT_UNIQUE_ID, MetadataServer
 
 
@@ -135,7 +139,11 @@ def test_a_rotated_token_file_is_used_for_the_next_token_request(
     authority: RunningAuthority, federation: Federation, issuer: TestIssuer, audit: AuditLog, tmp_path: Path
 ) -> None:
     authority.admin.create_fic(
-        federation.client, name="rotated", issuer=issuer.url, subject="rotated-subject", audiences=["api://AzureADTokenExchange"]
+        federation.client,
+        name="rotated",
+        issuer=issuer.url,
+        subject="rotated-subject",
+        audiences=["api://AzureADTokenExchange"],
     )
     token_file = tmp_path / "azure-identity-token"
     token_file.write_text(issuer.mint(sub=SUBJECT))
@@ -146,7 +154,9 @@ def test_a_rotated_token_file_is_used_for_the_next_token_request(
         "AZURE_AUTHORITY_HOST": authority.base_url,
     }
     clock = FakeTime()
-    with WorkloadIdentityCredential(environ=environ, verify=authority.ssl_context(), clock=clock) as credential:
+    with WorkloadIdentityCredential(
+        environ=environ, verify=authority.ssl_context(), clock=clock
+    ) as credential:
         first = credential.get_token(federation.scope)
         token_file.write_text(issuer.mint(sub="rotated-subject", lifetime=7200))
         clock.advance(5400)  # the first access token is due (expired, even)
@@ -182,7 +192,9 @@ def test_the_seed_scenario_metadata_server_to_authority_without_secrets(
     assert any("/identity?audience=api%3A%2F%2FAzureADTokenExchange" in line for line in metadata.requests)
 
 
-async def test_the_seed_scenario_works_async_too(authority: RunningAuthority, metadata: MetadataServer) -> None:
+async def test_the_seed_scenario_works_async_too(
+    authority: RunningAuthority, metadata: MetadataServer
+) -> None:
     federation = seed_federation(authority.admin, issuer=metadata.url, subject=DEFAULT_UNIQUE_ID)
     async with aio.WorkloadIdentityCredential(
         tenant_id=federation.tenant_id,

@@ -63,7 +63,9 @@ def test_an_authentication_failure_reaches_the_storage_caller_as_azure_cores_err
 ) -> None:
     with credential(authority, federation, issuer, client_id="not-registered") as cred:
         # azure-storage retries every AzureError, credential failures included (10 times by default)
-        client = BlobServiceClient(service.base_url, credential=cred, audience="api://blob-api", retry_total=0)
+        client = BlobServiceClient(
+            service.base_url, credential=cred, audience="api://blob-api", retry_total=0
+        )
         with client, pytest.raises(AzureClientAuthenticationError) as caught:
             client.get_account_information()
     assert caught.value.aadsts == 700016  # type: ignore[attr-defined]
@@ -77,7 +79,9 @@ def test_an_azure_core_pipeline_with_bearer_token_policy_uses_the_credential(
     with credential(authority, federation, issuer) as cred:
         policy = BearerTokenCredentialPolicy(cred, "api://blob-api/.default")
         with PipelineClient(
-            service.base_url, policies=[policy], transport=RequestsTransport(connection_verify=str(authority.ca_file))
+            service.base_url,
+            policies=[policy],
+            transport=RequestsTransport(connection_verify=str(authority.ca_file)),
         ) as client:
             response = client.send_request(HttpRequest("GET", f"{service.base_url}/whoami"))
     assert response.status_code == 200
@@ -116,14 +120,18 @@ async def test_plain_httpx_clients_authenticate_with_keyless_auth(
             assert client.get(f"{service.base_url}/whoami").json() == expected_caller(federation)
         async with httpx.AsyncClient(auth=auth, verify=context) as client:
             assert (await client.get(f"{service.base_url}/whoami")).json() == expected_caller(federation)
-    async with aio.ClientAssertionCredential(
-        federation.tenant_id,
-        federation.client.app_id,
-        lambda: issuer.mint(sub=SUBJECT),
-        authority=authority.base_url,
-        verify=context,
-    ) as async_cred:
-        async with httpx.AsyncClient(auth=KeylessAuth(async_cred, ["api://blob-api/.default"]), verify=context) as client:
-            assert (await client.get(f"{service.base_url}/whoami")).status_code == 200
+    async with (
+        aio.ClientAssertionCredential(
+            federation.tenant_id,
+            federation.client.app_id,
+            lambda: issuer.mint(sub=SUBJECT),
+            authority=authority.base_url,
+            verify=context,
+        ) as async_cred,
+        httpx.AsyncClient(
+            auth=KeylessAuth(async_cred, ["api://blob-api/.default"]), verify=context
+        ) as client,
+    ):
+        assert (await client.get(f"{service.base_url}/whoami")).status_code == 200
     without = httpx.get(f"{service.base_url}/whoami", verify=context)
     assert without.status_code == 401

@@ -30,7 +30,11 @@ class Endpoint:
         self.requests.append(request)
         if self.failing:
             return httpx.Response(self.failing, json={"error": "temporarily_unavailable"})
-        body = {"token_type": "Bearer", "expires_in": self.expires_in, "access_token": f"t{len(self.requests)}"}
+        body = {
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "access_token": f"t{len(self.requests)}",
+        }
         if self.refresh_in is not None:
             body["refresh_in"] = self.refresh_in
         return httpx.Response(200, json=body)
@@ -68,14 +72,20 @@ def test_refresh_on_reports_the_refresh_time_and_follows_the_servers_refresh_in(
     cred = credential(endpoint, time_)
     start = time_.now
     info = cred.get_token_info(SCOPE)
-    assert (info.token_type, info.refresh_on, info.expires_on) == ("Bearer", int(start + 1000), int(start + 86399))
+    assert (info.token_type, info.refresh_on, info.expires_on) == (
+        "Bearer",
+        int(start + 1000),
+        int(start + 86399),
+    )
     time_.advance(999)
     assert cred.get_token_info(SCOPE).token == "t1"
     time_.advance(1)
     assert cred.get_token_info(SCOPE).token == "t2"
 
 
-@pytest.mark.parametrize(("lifetime", "refresh_after"), [(7200, 3600), (86400, 43200), (3600, 3300), (600, 300), (120, 60)])
+@pytest.mark.parametrize(
+    ("lifetime", "refresh_after"), [(7200, 3600), (86400, 43200), (3600, 3300), (600, 300), (120, 60)]
+)
 def test_without_refresh_in_long_tokens_refresh_at_half_life_short_ones_before_expiry(
     lifetime: int, refresh_after: int
 ) -> None:
@@ -140,7 +150,9 @@ def test_another_tenant_needs_to_be_allowed() -> None:
     endpoint, time_ = Endpoint(), FakeTime()
     with pytest.raises(ClientAuthenticationError, match="additionally_allowed_tenants"):
         credential(endpoint, time_).get_token(SCOPE, tenant_id=OTHER_TENANT)
-    assert credential(endpoint, time_, additionally_allowed_tenants=["*"]).get_token(SCOPE, tenant_id=OTHER_TENANT)
+    assert credential(endpoint, time_, additionally_allowed_tenants=["*"]).get_token(
+        SCOPE, tenant_id=OTHER_TENANT
+    )
     assert len(endpoint.requests) == 1
 
 

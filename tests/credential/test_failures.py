@@ -14,8 +14,7 @@ import pytest
 from tests.credential._helpers import FakeTime, fake_jwt
 from tests.credential._standin import Reply, StandIn, entra_error
 
-from keyless.credential import ClientAssertionCredential, ClientAuthenticationError, RetryPolicy
-from keyless.credential import aio
+from keyless.credential import ClientAssertionCredential, ClientAuthenticationError, RetryPolicy, aio
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 SCOPE = "api://blob-api/.default"
@@ -42,7 +41,9 @@ def test_503_then_up_is_retried_until_a_token_comes(standin: StandIn, standin_ca
     assert standin.paths == [f"/{TENANT}/oauth2/v2.0/token"] * 3
 
 
-def test_an_authority_that_is_down_is_retried_then_reported(standin: StandIn, standin_ca: ssl.SSLContext) -> None:
+def test_an_authority_that_is_down_is_retried_then_reported(
+    standin: StandIn, standin_ca: ssl.SSLContext
+) -> None:
     standin.stop()
     with credential(standin, standin_ca) as cred, pytest.raises(ClientAuthenticationError) as caught:
         cred.get_token(SCOPE)
@@ -72,8 +73,12 @@ def test_an_answer_slower_than_the_timeout_fails_after_the_retries(
 ) -> None:
     standin.delay = 1.0
     started = time.monotonic()
-    with credential(standin, standin_ca, timeout=0.2, retry=RetryPolicy(max_attempts=2, base_delay=0.01)) as cred:
-        with pytest.raises(ClientAuthenticationError, match=r"timed out \(ReadTimeout after 0.2 s\)") as caught:
+    with credential(
+        standin, standin_ca, timeout=0.2, retry=RetryPolicy(max_attempts=2, base_delay=0.01)
+    ) as cred:
+        with pytest.raises(
+            ClientAuthenticationError, match=r"timed out \(ReadTimeout after 0.2 s\)"
+        ) as caught:
             cred.get_token(SCOPE)
         assert caught.value.retryable
         assert time.monotonic() - started < 1.5
@@ -107,9 +112,11 @@ def test_aadsts70021_during_propagation_is_retried_only_when_asked(
 
 
 def test_an_untrusted_certificate_is_explained_and_not_retried(standin: StandIn) -> None:
-    with credential(standin, ssl.create_default_context()) as cred:
-        with pytest.raises(ClientAuthenticationError, match="is not trusted") as caught:
-            cred.get_token(SCOPE)
+    with (
+        credential(standin, ssl.create_default_context()) as cred,
+        pytest.raises(ClientAuthenticationError, match="is not trusted") as caught,
+    ):
+        cred.get_token(SCOPE)
     assert not caught.value.retryable
     assert not getattr(caught.value, "__notes__", None)
 
@@ -182,7 +189,9 @@ def test_callers_do_not_wait_for_a_refresh_while_the_token_is_valid(
     cred.close()
 
 
-async def test_200_tasks_share_one_request_at_the_endpoint(standin: StandIn, standin_ca: ssl.SSLContext) -> None:
+async def test_200_tasks_share_one_request_at_the_endpoint(
+    standin: StandIn, standin_ca: ssl.SSLContext
+) -> None:
     standin.delay = 0.3
     async with aio.ClientAssertionCredential(
         TENANT, "client-app", lambda: fake_jwt(), authority=standin.base_url, verify=standin_ca

@@ -45,7 +45,10 @@ def test_a_claims_challenge_is_answered_once_with_a_token_for_those_claims() -> 
     with httpx.Client(auth=auth, transport=httpx.MockTransport(challenging)) as client:
         response = client.post("https://blob-api.example/blobs", content=b"payload")
     assert response.json() == {"authorization": "Bearer token-2"}
-    assert credential.calls == [(("api://blob-api/.default",), None), (("api://blob-api/.default",), CHALLENGE_CLAIMS)]
+    assert credential.calls == [
+        (("api://blob-api/.default",), None),
+        (("api://blob-api/.default",), CHALLENGE_CLAIMS),
+    ]
 
 
 async def test_the_async_flow_awaits_async_credentials() -> None:
@@ -63,7 +66,9 @@ def test_a_401_without_a_claims_challenge_is_returned_as_is() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
-    with httpx.Client(auth=KeylessAuth(credential, "s/.default"), transport=httpx.MockTransport(refuse)) as client:
+    with httpx.Client(
+        auth=KeylessAuth(credential, "s/.default"), transport=httpx.MockTransport(refuse)
+    ) as client:
         assert client.get("https://svc.example/").status_code == 401
     assert len(credential.calls) == 1
 
@@ -71,16 +76,24 @@ def test_a_401_without_a_claims_challenge_is_returned_as_is() -> None:
 def test_tokens_are_not_sent_over_plain_http_unless_allowed() -> None:
     credential = Recording()
     echo = httpx.MockTransport(lambda request: httpx.Response(200, text=request.headers["authorization"]))
-    with httpx.Client(auth=KeylessAuth(credential, "s/.default"), transport=echo) as client:
-        with pytest.raises(ConfigurationError, match="plain http"):
-            client.get("http://svc.example/")
-    with httpx.Client(auth=KeylessAuth(credential, "s/.default", enforce_https=False), transport=echo) as client:
+    with (
+        httpx.Client(auth=KeylessAuth(credential, "s/.default"), transport=echo) as client,
+        pytest.raises(ConfigurationError, match="plain http"),
+    ):
+        client.get("http://svc.example/")
+    with httpx.Client(
+        auth=KeylessAuth(credential, "s/.default", enforce_https=False), transport=echo
+    ) as client:
         assert client.get("http://127.0.0.1/").text == "Bearer token-1"
 
 
 def test_an_async_credential_needs_an_async_client() -> None:
-    with httpx.Client(auth=KeylessAuth(AsyncRecording(), "s/.default"), transport=httpx.MockTransport(challenging)) as client:
-        with pytest.raises(TypeError, match="httpx.AsyncClient"):
-            client.get("https://svc.example/")
+    with (
+        httpx.Client(
+            auth=KeylessAuth(AsyncRecording(), "s/.default"), transport=httpx.MockTransport(challenging)
+        ) as client,
+        pytest.raises(TypeError, match=r"httpx\.AsyncClient"),
+    ):
+        client.get("https://svc.example/")
     with pytest.raises(ValueError, match="at least one scope"):
         KeylessAuth(Recording(), [])

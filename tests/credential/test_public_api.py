@@ -84,5 +84,10 @@ def test_errors_are_both_keyless_and_azure_core_errors_with_distinct_codes() -> 
     assert len({cls.code for cls in classes}) == len(classes)
     error = ClientAuthenticationError("refused", error="invalid_client", aadsts=700213, status=401)
     assert str(error) == "refused"
-    assert (error.error, error.aadsts, error.status, error.status_code) == ("invalid_client", 700213, 401, 401)
+    assert (error.error, error.aadsts, error.status, error.status_code) == (
+        "invalid_client",
+        700213,
+        401,
+        401,
+    )
     assert error.response is None

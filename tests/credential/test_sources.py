@@ -164,7 +164,7 @@ async def test_a_callable_may_be_sync_or_async_but_must_return_a_jwt() -> None:
     assert CallableAssertion(lambda: token).get() == token
     assert await CallableAssertion(lambda: token).aget() == token
     assert await CallableAssertion(coroutine_function).aget() == token
-    with pytest.raises(TypeError, match="keyless.credential.aio"):
+    with pytest.raises(TypeError, match=r"keyless\.credential\.aio"):
         CallableAssertion(coroutine_function).get()
     with pytest.raises(AssertionSourceError, match="returned int, not a str"):
         CallableAssertion(lambda: 42).get()  # type: ignore[arg-type, return-value]
@@ -207,7 +207,9 @@ async def test_the_async_metadata_source_and_its_errors(metadata: MetadataServer
     source = MetadataServerAssertion(host=metadata.host_port)
     assert decode_unverified(await source.aget())[1]["sub"] == DEFAULT_UNIQUE_ID
     await source.aclose()
-    missing = MetadataServerAssertion(host=metadata.host_port, account="nobody@example.iam.gserviceaccount.com")
+    missing = MetadataServerAssertion(
+        host=metadata.host_port, account="nobody@example.iam.gserviceaccount.com"
+    )
     with pytest.raises(AssertionSourceError, match="no such service account"):
         await missing.aget()
     await missing.aclose()
@@ -224,7 +226,7 @@ def test_an_unreachable_metadata_server_is_retried_then_reported() -> None:
     source = MetadataServerAssertion(
         host="127.0.0.1:9", timeout=0.5, retry=RetryPolicy(max_attempts=2, base_delay=0.01)
     )
-    with pytest.raises(AssertionSourceError, match="metadata server http://127.0.0.1:9") as caught:
+    with pytest.raises(AssertionSourceError, match=r"metadata server http://127\.0\.0\.1:9") as caught:
         source.get()
     assert caught.value.retryable
     source.close()
@@ -240,7 +242,9 @@ class GitHubStandIn:
 
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
-        self.token = fake_jwt(iss="https://token.actions.githubusercontent.com", sub="repo:org/app:ref:refs/heads/main")
+        self.token = fake_jwt(
+            iss="https://token.actions.githubusercontent.com", sub="repo:org/app:ref:refs/heads/main"
+        )
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -248,7 +252,9 @@ class GitHubStandIn:
                 query = parse_qs(urlsplit(self.path).query)
                 stand_in.seen.append({"query": query, "authorization": self.headers.get("Authorization")})
                 ok = self.headers.get("Authorization") == f"bearer {stand_in.request_token}"
-                body = json.dumps({"count": 1, "value": stand_in.token} if ok else {"message": "denied"}).encode()
+                body = json.dumps(
+                    {"count": 1, "value": stand_in.token} if ok else {"message": "denied"}
+                ).encode()
                 self.send_response(200 if ok else 401)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -265,7 +271,10 @@ class GitHubStandIn:
         self._thread.start()
 
     def environment(self) -> dict[str, str]:
-        return {"ACTIONS_ID_TOKEN_REQUEST_URL": self.url, "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.request_token}
+        return {
+            "ACTIONS_ID_TOKEN_REQUEST_URL": self.url,
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.request_token,
+        }
 
     def close(self) -> None:
         self._server.shutdown()
@@ -280,7 +289,9 @@ def github() -> Iterator[GitHubStandIn]:
     stand_in.close()
 
 
-async def test_the_github_source_asks_for_the_entra_audience_with_the_request_token(github: GitHubStandIn) -> None:
+async def test_the_github_source_asks_for_the_entra_audience_with_the_request_token(
+    github: GitHubStandIn,
+) -> None:
     source = GitHubActionsAssertion(environ=github.environment())
     assert source.get() == github.token
     assert await source.aget() == github.token

@@ -19,6 +19,7 @@ from keyless.credential._token_client import (
     JWT_BEARER,
     AsyncTokenClient,
     TokenClient,
+    check_tenant,
     merge_cae_claims,
     normalize_authority,
 )
@@ -30,7 +31,12 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def v2(expires_in: int = 3599, **extra: Any) -> httpx.Response:
-    body = {"token_type": "Bearer", "expires_in": expires_in, "ext_expires_in": expires_in, "access_token": "at"}
+    body = {
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "ext_expires_in": expires_in,
+        "access_token": "at",
+    }
     return httpx.Response(200, json={**body, **extra})
 
 
@@ -110,8 +116,6 @@ def test_the_authority_must_be_https_and_the_tenant_a_path_segment() -> None:
     with pytest.raises(ConfigurationError, match="TLS protected"):
         normalize_authority("http://localhost:8443")
     with pytest.raises(ConfigurationError, match="not a tenant id"):
-        from keyless.credential._token_client import check_tenant
-
         check_tenant("contoso/../admin")
 
 
@@ -155,12 +159,19 @@ def test_an_unusable_success_answer_is_an_error(response: httpx.Response, messag
 
 
 def test_an_entra_error_carries_its_code_description_and_ids_and_is_not_retried() -> None:
-    recorder = Recorder(httpx.Response(401, json=entra_error(700213, message="No matching federated identity")))
+    recorder = Recorder(
+        httpx.Response(401, json=entra_error(700213, message="No matching federated identity"))
+    )
     with pytest.raises(ClientAuthenticationError) as caught:
         request(client(recorder, FakeTime()))
     error = caught.value
     assert len(recorder.requests) == 1
-    assert (error.error, error.aadsts, error.error_codes, error.status) == ("invalid_client", 700213, [700213], 401)
+    assert (error.error, error.aadsts, error.error_codes, error.status) == (
+        "invalid_client",
+        700213,
+        [700213],
+        401,
+    )
     assert error.error_description is not None
     assert error.error_description.startswith("AADSTS700213: No matching federated identity")
     assert error.trace_id == "0f4ee1d4-3a3a-4a5b-9c1f-7d3c5b0a1e01"
@@ -274,7 +285,10 @@ def test_aadsts70021_retries_stop_when_the_propagation_time_is_spent() -> None:
 
 
 async def test_the_async_client_retries_the_same_way() -> None:
-    recorder, time_ = Recorder(httpx.Response(503), httpx.Response(429, headers={"Retry-After": "2"}), v2()), FakeTime()
+    recorder, time_ = (
+        Recorder(httpx.Response(503), httpx.Response(429, headers={"Retry-After": "2"}), v2()),
+        FakeTime(),
+    )
     tc = AsyncTokenClient(
         AUTHORITY,
         http_client=httpx.AsyncClient(transport=httpx.MockTransport(recorder)),

@@ -76,9 +76,18 @@ def test_missing_tenant_and_client_are_reported_together() -> None:
 
 def test_sources_are_detected_in_order_file_env_github_metadata(tmp_path: Path) -> None:
     base = {"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": CLIENT}
-    github = {"ACTIONS_ID_TOKEN_REQUEST_URL": "https://runner/_apis/token", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "x"}
+    github = {
+        "ACTIONS_ID_TOKEN_REQUEST_URL": "https://runner/_apis/token",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "x",
+    }
     metadata = {"GCE_METADATA_HOST": "127.0.0.1:8080"}
-    everything = {**base, **github, **metadata, "KEYLESS_FEDERATED_TOKEN": "a.b.c", "AZURE_FEDERATED_TOKEN_FILE": "/t"}
+    everything = {
+        **base,
+        **github,
+        **metadata,
+        "KEYLESS_FEDERATED_TOKEN": "a.b.c",
+        "AZURE_FEDERATED_TOKEN_FILE": "/t",
+    }
     assert isinstance(WorkloadIdentityCredential(environ=everything).source, TokenFileAssertion)
     del everything["AZURE_FEDERATED_TOKEN_FILE"]
     assert isinstance(WorkloadIdentityCredential(environ=everything).source, EnvironmentAssertion)
@@ -96,7 +105,12 @@ def test_no_source_is_a_clear_error_listing_the_options() -> None:
     with pytest.raises(CredentialUnavailableError) as caught:
         WorkloadIdentityCredential(environ={"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": CLIENT})
     message = str(caught.value)
-    for option in ("AZURE_FEDERATED_TOKEN_FILE", "GCE_METADATA_HOST", "id-token: write", "KEYLESS_FEDERATED_TOKEN"):
+    for option in (
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "GCE_METADATA_HOST",
+        "id-token: write",
+        "KEYLESS_FEDERATED_TOKEN",
+    ):
         assert option in message
 
 
@@ -113,7 +127,9 @@ def test_a_source_can_be_forced_and_tuned_from_the_environment(tmp_path: Path) -
     forced = WorkloadIdentityCredential(source="env", environ=environ).source
     assert isinstance(forced, EnvironmentAssertion)
     with pytest.raises(CredentialUnavailableError, match="token_file_path"):
-        WorkloadIdentityCredential(source="file", environ={"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": CLIENT})
+        WorkloadIdentityCredential(
+            source="file", environ={"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": CLIENT}
+        )
     with pytest.raises(ValueError, match="unknown assertion source 'ftp'"):
         WorkloadIdentityCredential(source="ftp", environ=environ)  # type: ignore[arg-type]
 

@@ -9,7 +9,7 @@ import json
 import ssl
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 from rich.console import Console
@@ -46,6 +46,15 @@ class SourceChoice(enum.StrEnum):
     file = "file"
     github = "github"
     env = "env"
+
+
+_SOURCES: dict[SourceChoice, Literal["auto", "metadata", "file", "github", "env"]] = {
+    SourceChoice.auto: "auto",
+    SourceChoice.metadata: "metadata",
+    SourceChoice.file: "file",
+    SourceChoice.github: "github",
+    SourceChoice.env: "env",
+}
 
 
 def _relative(seconds: float) -> str:
@@ -107,16 +116,23 @@ def token(
         SourceChoice.auto, "--source", "-s", help="Where the assertion comes from (auto: detect)."
     ),
     audience: str = typer.Option(
-        None, "--audience", help="Audience of the assertion (metadata, github) [default api://AzureADTokenExchange]."
+        None,
+        "--audience",
+        help="Audience of the assertion (metadata, github) [default api://AzureADTokenExchange].",
     ),
     file: Path = typer.Option(
         None, "--file", "-f", help="Token file (implies --source file) [env AZURE_FEDERATED_TOKEN_FILE]."
     ),
     ca_file: Path = typer.Option(
-        None, "--ca-file", help="CA to trust for the authority (keyless: <data dir>/tls/ca.pem) [SSL_CERT_FILE]."
+        None,
+        "--ca-file",
+        help="CA to trust for the authority (keyless: <data dir>/tls/ca.pem) [SSL_CERT_FILE].",
     ),
     decode: bool = typer.Option(
-        False, "--decode", "-d", help="Print the header and claims with readable times (signature NOT checked)."
+        False,
+        "--decode",
+        "-d",
+        help="Print the header and claims with readable times (signature NOT checked).",
     ),
     assertion: bool = typer.Option(
         False, "--assertion", help="Show the assertion the source gives instead of exchanging it."
@@ -128,15 +144,16 @@ def token(
         tenant_id=tenant,
         client_id=client_id,
         token_file_path=file,
-        source="file" if file is not None and source is SourceChoice.auto else source.value,
+        source=_SOURCES[SourceChoice.file if file is not None and source is SourceChoice.auto else source],
         audience=audience,
         authority=authority,
         verify=verify,
     )
     described = getattr(credential.source, "description", repr(credential.source))
+    result: dict[str, Any]
     with credential:
         if assertion:
-            value, result = credential.source.get(), {"assertion": None}
+            value = credential.source.get()
             result = {"assertion": value, "source": described}
         else:
             info = credential.get_token_info(scope)

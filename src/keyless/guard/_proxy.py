@@ -11,9 +11,10 @@ An allowed request goes to the upstream with
 * ``X-Serverless-Authorization`` removed, and ``Authorization`` too when it carried the token;
 * ``X-Forwarded-For`` / ``-Proto`` / ``-Host`` set.
 
-Bodies stream both ways. An upstream that refuses connections is 502, one that does not answer in
-time 504. Each request writes one line to the ``keyless.guard.access`` logger with the decision and
-its reason (never the token, never the query string).
+Bodies stream both ways over pooled keep-alive connections (see ``_upstream``). An upstream that
+refuses connections is 502, one that does not answer in time 504. Each request writes one line to
+the ``keyless.guard.access`` logger with the decision and its reason (never the token, never the
+query string).
 """
 
 from __future__ import annotations
@@ -21,18 +22,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import quote
-
-import httpx
+from urllib.parse import quote, urlsplit
 
 from keyless.guard._config import GuardConfig
 from keyless.guard._gate import SERVERLESS_AUTHORIZATION, Gate, Outcome, log_access, refusal
 from keyless.guard._identity import Identity
 from keyless.guard._policy import Policy
-from keyless.guard._verifier import Verifier
+from keyless.guard._upstream import Body, UpstreamError, UpstreamPool, UpstreamResponse
+from keyless.guard._verifier import Verifier, ssl_context_for
 
 __all__ = ["IDENTITY_HEADERS", "GuardProxy", "identity_headers"]
 
@@ -67,7 +68,16 @@ IDENTITY_HEADERS = (
     "X-Keyless-Issuer",
     "X-Keyless-Email",
 )
-_FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+# Not forwarded as sent: hop-by-hop, what the proxy sets itself, and the platform's token header.
+_DROPPED = HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"expect",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    SERVERLESS_AUTHORIZATION,
+}
 _VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%") + " "
 
 
@@ -114,8 +124,8 @@ class _ClientGone(Exception):
 class GuardProxy:
     """The reverse proxy as an ASGI app (serve it with uvicorn); handles its own lifespan.
 
-    ``client`` may be given (tests, custom transports); by default one is made with the
-    configuration's upstream timeouts. ``verifier`` may be shared; by default one is made.
+    ``verifier`` may be shared (its owner closes it); by default one is made from ``config``.
+    Upstream connections use the configuration's timeouts (and its ``ca_bundle`` for ``https``).
     """
 
     def __init__(
@@ -125,7 +135,6 @@ class GuardProxy:
         config: GuardConfig | None = None,
         verifier: Verifier | None = None,
         policy: Policy | None = None,
-        client: httpx.AsyncClient | None = None,
         realm: str = "keyless",
         max_connections: int = 512,
     ) -> None:
@@ -140,24 +149,20 @@ class GuardProxy:
         target = upstream or config.upstream
         if not target:
             raise ValueError("GuardProxy needs an upstream URL (argument or 'upstream' in the config)")
-        self.upstream = httpx.URL(target.rstrip("/"))
-        self._prefix = self.upstream.raw_path.rstrip(b"/")
+        parts = urlsplit(target)
+        self.upstream = target.rstrip("/")
+        self._prefix = parts.path.rstrip("/").encode("ascii")
+        trust = ssl_context_for(config.ca_bundle)
+        self.pool = UpstreamPool(
+            self.upstream,
+            connect_timeout=config.upstream_connect_timeout,
+            read_timeout=config.upstream_timeout,
+            max_connections=max_connections,
+            ssl_context=trust if isinstance(trust, ssl.SSLContext) else None,
+        )
         self.verifier = verifier
         self.gate = Gate(verifier, policy, realm=realm)
         self.realm = realm
-        self._owns_client = client is None
-        timeout = httpx.Timeout(
-            config.upstream_timeout,
-            connect=config.upstream_connect_timeout,
-            pool=config.upstream_connect_timeout,
-        )
-        self._timeout = timeout.as_dict()
-        self.client = client or httpx.AsyncClient(
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            follow_redirects=False,
-            trust_env=False,
-        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -185,26 +190,29 @@ class GuardProxy:
         status, upstream_note = await self._forward(scope, receive, send, outcome)
         log_access(method, path, status, outcome, time.perf_counter() - started, upstream=upstream_note)
 
-    def _upstream_request(self, scope: Scope, outcome: Outcome, content: Any) -> httpx.Request:
+    def _upstream_headers(
+        self, scope: Scope, outcome: Outcome
+    ) -> tuple[list[tuple[bytes, bytes]], int | None]:
+        """The headers the upstream gets, and the body's declared length (if the client gave one)."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
-        dropped = HOP_BY_HOP | _connection_tokens(headers)
+        dropped = _DROPPED | _connection_tokens(headers)
         out: list[tuple[bytes, bytes]] = []
         forwarded_for = b""
         host = b""
+        length: int | None = None
         for name, value in headers:
-            if name in dropped or name.startswith(IDENTITY_PREFIX) or name == SERVERLESS_AUTHORIZATION:
-                continue
-            if name == outcome.token_header or name in _FORWARDED:
-                if name == b"x-forwarded-for":
+            if name in dropped or name.startswith(IDENTITY_PREFIX) or name == outcome.token_header:
+                if name == b"content-length" and value.strip().isdigit():
+                    length = int(value)
+                elif name == b"x-forwarded-for":
                     forwarded_for = value
-                continue
-            if name == b"host":
-                host = value
+                elif name == b"host":
+                    host = value
                 continue
             out.append((name, value))
         client = scope.get("client")
         if client:
-            address = client[0].encode("ascii", "replace")
+            address = str(client[0]).encode("ascii", "replace")
             forwarded_for = forwarded_for + b", " + address if forwarded_for else address
         if forwarded_for:
             out.append((b"x-forwarded-for", forwarded_for))
@@ -213,44 +221,39 @@ class GuardProxy:
             out.append((b"x-forwarded-host", host))
         if outcome.identity is not None:
             out.extend(identity_headers(outcome.identity))
+        return out, length
+
+    def _target(self, scope: Scope) -> bytes:
         raw_path = scope.get("raw_path") or quote(scope["path"]).encode("ascii")
         query = scope.get("query_string") or b""
-        target = self._prefix + raw_path + (b"?" + query if query else b"")
-        url = self.upstream.copy_with(raw_path=target)
-        # Not client.build_request: that would add the client's default headers (Accept-Encoding,
-        # User-Agent ...), and the upstream must see what the caller sent.
-        return httpx.Request(
-            scope["method"], url, headers=out, content=content, extensions={"timeout": self._timeout}
-        )
+        return self._prefix + raw_path + (b"?" + query if query else b"")
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, outcome: Outcome) -> tuple[int, str]:
         first = await receive()
         if first["type"] == "http.disconnect":
             return 499, "client gone"
-        body: bytes = first.get("body", b"")
-        content: Any = body if not first.get("more_body", False) else self._body(body, receive)
-        if content == b"" and not any(
-            n in (b"content-length", b"transfer-encoding") for n, _ in scope["headers"]
-        ):
-            content = None
-        request = self._upstream_request(scope, outcome, content)
+        headers, length = self._upstream_headers(scope, outcome)
+        chunk: bytes = first.get("body", b"")
+        body: Body
+        if first.get("more_body", False):
+            body = self._body(chunk, receive)
+        elif chunk or length is not None or any(n == b"transfer-encoding" for n, _ in scope["headers"]):
+            body, length = chunk, None
+        else:
+            body = None
         try:
-            response = await self.client.send(request, stream=True)
+            response = await self.pool.request(
+                scope["method"], self._target(scope), headers, body, length=length
+            )
         except _ClientGone:
             return 499, "client gone"
-        except httpx.TimeoutException as exc:
-            return await self._gateway_error(
-                send, 504, f"the upstream did not answer in time ({type(exc).__name__})"
-            )
-        except httpx.HTTPError as exc:
-            return await self._gateway_error(
-                send, 502, f"the upstream cannot be reached ({type(exc).__name__})"
-            )
+        except UpstreamError as exc:
+            return await self._gateway_error(send, exc.status, exc.reason)
         try:
             await self._relay(response, receive, send)
         finally:
             await response.aclose()
-        return response.status_code, str(response.status_code)
+        return response.status, str(response.status)
 
     @staticmethod
     async def _body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:
@@ -266,11 +269,11 @@ class GuardProxy:
             if not message.get("more_body", False):
                 return
 
-    async def _relay(self, response: httpx.Response, receive: Receive, send: Send) -> None:
-        dropped = HOP_BY_HOP | _connection_tokens(response.headers.raw)
-        headers = [(n.lower(), v) for n, v in response.headers.raw if n.lower() not in dropped]
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-        if "content-length" in response.headers:
+    async def _relay(self, response: UpstreamResponse, receive: Receive, send: Send) -> None:
+        dropped = HOP_BY_HOP | _connection_tokens(response.headers)
+        headers = [(n, v) for n, v in response.headers if n not in dropped]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if any(n == b"content-length" for n, _ in headers):
             await self._copy(response, send)
             return
         # A body of unknown length may never end (event streams): stop when the client leaves.
@@ -288,13 +291,13 @@ class GuardProxy:
             copy.result()
 
     @staticmethod
-    async def _copy(response: httpx.Response, send: Send) -> None:
+    async def _copy(response: UpstreamResponse, send: Send) -> None:
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.stream():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.HTTPError as exc:
-            # Headers are gone already: drop the connection rather than end a truncated body cleanly.
-            logger.warning("upstream response broke off: %s: %s", type(exc).__name__, exc)
+        except UpstreamError as exc:
+            # The status is sent already: drop the connection rather than end a truncated body cleanly.
+            logger.warning("the upstream's answer broke off: %s", exc.reason)
             raise
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -305,10 +308,8 @@ class GuardProxy:
 
     async def _gateway_error(self, send: Send, status: int, reason: str) -> tuple[int, str]:
         logger.warning("%s", reason)
-        outcome = Outcome(
-            False, status, "upstream_unavailable" if status == 502 else "upstream_timeout", reason
-        )
-        _, headers, body = refusal(outcome, self.realm)
+        code = "upstream_unavailable" if status == 502 else "upstream_timeout"
+        _, headers, body = refusal(Outcome(False, status, code, reason), self.realm)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return status, reason
@@ -335,7 +336,6 @@ class GuardProxy:
                 logger.warning("issuer %s: %s (will retry on demand)", issuer, problem)
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self.client.aclose()
+        await self.pool.aclose()
         if self._owns_verifier:
             await self.verifier.aclose()

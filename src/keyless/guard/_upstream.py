@@ -20,7 +20,7 @@ import asyncio
 import collections
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -68,8 +68,7 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass, but is one
 
     def data_received(self, data: bytes) -> None:
         self._started = True
@@ -270,11 +269,11 @@ class UpstreamPool:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, connection = await loop.create_connection(
-                    _Connection, self.host, self.port, ssl=self.ssl
-                )
+                _, connection = await loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl)
         except TimeoutError:
-            raise UpstreamError(504, f"no connection to the upstream within {self.connect_timeout:g} s") from None
+            raise UpstreamError(
+                504, f"no connection to the upstream within {self.connect_timeout:g} s"
+            ) from None
         except OSError as exc:
             raise UpstreamError(502, f"the upstream cannot be reached ({exc.strerror or exc})") from None
         return connection
@@ -282,7 +281,11 @@ class UpstreamPool:
     def _take_idle(self) -> _Connection | None:
         while self._idle:
             connection = self._idle.pop()
-            if not connection.closed and connection.transport is not None and not connection.transport.is_closing():
+            if (
+                not connection.closed
+                and connection.transport is not None
+                and not connection.transport.is_closing()
+            ):
                 return connection
         return None
 

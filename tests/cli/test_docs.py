@@ -1,0 +1,66 @@
+"""The CLI and trust-file documentation keep up with the code: every schema key and every command
+is documented, and the schema published in the docs is the one the loader follows."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.main import get_command
+
+from keyless.authority._trustdoc import ACCEPTED_KEYS
+from keyless.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "src" / "keyless" / "authority" / "trust-file.schema.json"
+TRUST_DOC = (REPO / "docs" / "trust-file.md").read_text()
+CLI_DOC = (REPO / "docs" / "cli.md").read_text()
+
+
+def _schema_keys(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.get("properties", {}).items():
+            yield key
+            yield from _schema_keys(value)
+        for value in node.get("$defs", {}).values():
+            yield from _schema_keys(value)
+
+
+@pytest.mark.parametrize("key", sorted(set(_schema_keys(json.loads(SCHEMA.read_text())))))
+def test_every_schema_key_is_documented(key: str) -> None:
+    assert f"| `{key}` |" in TRUST_DOC
+
+
+@pytest.mark.parametrize("key", sorted({k for keys in ACCEPTED_KEYS.values() for k in keys}))
+def test_every_key_the_loader_accepts_is_documented(key: str) -> None:
+    assert f"| `{key}` |" in TRUST_DOC
+
+
+def test_the_schema_in_the_docs_is_the_shipped_schema() -> None:
+    embedded = re.search(r"## The JSON Schema.*?```json\n(.*?)```", TRUST_DOC, re.S)
+    assert embedded is not None
+    assert json.loads(embedded.group(1)) == json.loads(SCHEMA.read_text())
+
+
+def _command_names() -> list[str]:
+    def walk(command: Any, path: list[str]) -> Iterator[str]:
+        children = getattr(command, "commands", None)
+        if children:
+            for name, child in children.items():
+                yield from walk(child, [*path, name])
+        else:
+            yield " ".join(path)
+
+    return list(walk(get_command(app), []))
+
+
+@pytest.mark.parametrize("command", _command_names())
+def test_every_command_is_documented_with_an_example(command: str) -> None:
+    group, _, sub = command.partition(" ")
+    if sub:
+        assert re.search(rf"`keyless {group} [^`]*\b{sub}\b", CLI_DOC), f"no heading for keyless {command}"
+    assert re.search(rf"^keyless {re.escape(command)}\b", CLI_DOC, re.M), f"no example of keyless {command}"
