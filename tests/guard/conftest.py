@@ -83,11 +83,11 @@ def closed_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, *, lifespan: str = "on") -> Iterator[str]:
+def serve(app: Any, *, lifespan: str = "on", **settings: Any) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 in a daemon thread; yield its base URL."""
     sock = _bound_socket()
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=1)
+        uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=1, **settings)
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -1,6 +1,6 @@
 """``keyless guard`` as a reverse proxy: the upstream (Starlette) and the proxy both under uvicorn on
 127.0.0.1, driven over real sockets. Streaming both ways, the headers forwarded and stripped,
-402/502/504 from the upstream side, and the access log."""
+401/403 from the guard, 502/504 from the upstream side, keep-alive connections, the access log."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -65,6 +67,16 @@ async def slow(request: Request) -> Response:
     return Response("late")
 
 
+async def download(request: Request) -> Response:
+    size = int(request.query_params["size"])
+    return Response(bytes(range(256)) * (size // 256), media_type="application/octet-stream")
+
+
+async def peer(request: Request) -> JSONResponse:
+    client = request.scope["client"]
+    return JSONResponse({"port": client[1] if client else None})
+
+
 async def status(request: Request) -> Response:
     return Response(status_code=int(request.path_params["code"]), headers={"Location": "/elsewhere"})
 
@@ -76,6 +88,8 @@ UPSTREAM = Starlette(
         Route("/stream", stream),
         Route("/slow", slow),
         Route("/status/{code:int}", status),
+        Route("/download", download),
+        Route("/peer", peer),
     ]
 )
 POLICY = {
@@ -279,3 +293,87 @@ def test_access_log_has_the_decision_and_reason_but_never_the_token(
     for record in caplog.records:
         assert token not in record.getMessage()
         assert token.split(".")[2] not in str(record.__dict__)
+
+
+# -- the upstream connections ----------------------------------------------------------------------
+
+
+def test_connections_to_the_upstream_are_kept_alive_and_reused(client: httpx.Client, token: str) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    ports = {client.get("/peer", headers=auth).json()["port"] for _ in range(20)}
+    assert len(ports) == 1
+
+
+def test_a_large_answer_streams_through_intact(client: httpx.Client, token: str) -> None:
+    size = 8 * 1024 * 1024
+    response = client.get(f"/download?size={size}", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert int(response.headers["content-length"]) == size == len(response.content)
+    assert (
+        hashlib.sha256(response.content).digest()
+        == hashlib.sha256(bytes(range(256)) * (size // 256)).digest()
+    )
+
+
+def test_an_idle_connection_closed_by_the_upstream_is_replaced(module_issuer: TestIssuer, token: str) -> None:
+    config = guard_config(module_issuer)
+    with (
+        serve(UPSTREAM, timeout_keep_alive=0.2) as upstream,
+        serve(GuardProxy(upstream, config=config)) as guard,
+        httpx.Client(base_url=guard) as http,
+    ):
+        auth = {"Authorization": f"Bearer {token}"}
+        first = http.get("/peer", headers=auth)
+        time.sleep(0.6)  # the upstream drops the idle keep-alive connection
+        second = http.get("/peer", headers=auth)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert first.json()["port"] != second.json()["port"]
+
+
+@contextmanager
+def raw_upstream(answer: bytes) -> Iterator[str]:
+    """A TCP server that reads a request head, writes ``answer`` and closes the connection."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def run() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                conn.sendall(answer)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def test_an_answer_delimited_by_closing_the_connection_is_relayed(
+    module_issuer: TestIssuer, token: str
+) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nuntil the end"
+    with (
+        raw_upstream(answer) as upstream,
+        serve(GuardProxy(upstream, config=guard_config(module_issuer))) as guard,
+    ):
+        response = httpx.get(guard + "/x", headers={"Authorization": f"Bearer {token}"})
+    assert (response.status_code, response.text) == (200, "until the end")
+
+
+def test_an_upstream_that_does_not_speak_http_is_502(module_issuer: TestIssuer, token: str) -> None:
+    with (
+        raw_upstream(b"SSH-2.0-OpenSSH_9.6\r\n\r\n") as upstream,
+        serve(GuardProxy(upstream, config=guard_config(module_issuer))) as guard,
+    ):
+        response = httpx.get(guard + "/x", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 502
+    assert "not valid HTTP" in response.json()["error_description"]

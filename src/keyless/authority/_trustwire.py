@@ -164,6 +164,7 @@ def from_wire(data: object) -> TrustDocument:
                 text = secret.pop("secretText")
                 if not isinstance(text, str) or not text:
                     problems.append(f"{where}: secretText must be a non-empty string")
+                    secret.setdefault("hint", "")  # reported once, here
                 elif "hint" in secret or "valueFrom" in secret:
                     problems.append(f"{where}: give secretText alone (not with hint or valueFrom)")
                 else:
