@@ -13,9 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## The local stack on the embedded SQLite default (data in ./.keyless).
+## The whole local stack (authority on SQLite in ./.keyless, metadata emulator, guarded demo API).
 run: $(STAMP)
-	$(BIN)/keyless serve --trust examples/trust.yaml
+	$(BIN)/keyless dev
 
 ## All tests (suites needing PostgreSQL, Redis or Node skip with a notice where those are missing).
 test: $(STAMP)

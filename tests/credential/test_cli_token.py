@@ -19,10 +19,9 @@ from keyless.credential import CredentialUnavailableError, decode_unverified
 app = typer.Typer()
 app.callback()(lambda: None)
 app.command("token", help=HELP)(token)
-CLEAN = {
-    name: None
-    for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE", "KEYLESS_TENANT_ID")
-}
+CLEAN = dict.fromkeys(
+    ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE", "KEYLESS_TENANT_ID")
+)
 
 
 @pytest.fixture

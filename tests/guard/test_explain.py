@@ -161,3 +161,12 @@ def test_without_a_config_the_default_command_shows_help(args: list[str]) -> Non
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "explain" in result.output
+
+
+def test_explain_exits_3_when_the_issuers_keys_cannot_be_fetched(tmp_path: Path, issuer: TestIssuer) -> None:
+    config = write_config(tmp_path, issuer, keys={"timeout": 1})
+    token = issuer.mint(aud=AUDIENCE)
+    issuer.down()
+    result = runner.invoke(app, ["explain", token, "--config", str(config)])
+    assert result.exit_code == 3
+    assert "issuer_unavailable" in result.output

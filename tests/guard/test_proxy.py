@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from starlette.routing import Route
 from tests._support.oidc_issuer import TestIssuer
 from tests.guard.conftest import AUDIENCE, closed_port, guard_config, serve
 
+from keyless.authority.tls import ensure_local_tls
 from keyless.guard import GuardProxy
 
 RELEASE = threading.Event()  # the streaming endpoint's second chunk waits for it
@@ -103,7 +105,7 @@ POLICY = {
 
 @pytest.fixture(scope="module")
 def upstream_url() -> Iterator[str]:
-    with serve(UPSTREAM) as url:
+    with serve(UPSTREAM, proxy_headers=False) as url:  # keep the guard's own address as the client
         yield url
 
 
@@ -318,7 +320,7 @@ def test_a_large_answer_streams_through_intact(client: httpx.Client, token: str)
 def test_an_idle_connection_closed_by_the_upstream_is_replaced(module_issuer: TestIssuer, token: str) -> None:
     config = guard_config(module_issuer)
     with (
-        serve(UPSTREAM, timeout_keep_alive=0.2) as upstream,
+        serve(UPSTREAM, timeout_keep_alive=0.2, proxy_headers=False) as upstream,
         serve(GuardProxy(upstream, config=config)) as guard,
         httpx.Client(base_url=guard) as http,
     ):
@@ -377,3 +379,17 @@ def test_an_upstream_that_does_not_speak_http_is_502(module_issuer: TestIssuer, 
         response = httpx.get(guard + "/x", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 502
     assert "not valid HTTP" in response.json()["error_description"]
+
+
+def test_an_https_upstream_is_trusted_through_the_ca_bundle(
+    module_issuer: TestIssuer, token: str, tmp_path: Path
+) -> None:
+    tls = ensure_local_tls(tmp_path)
+    assert tls.ca_cert is not None
+    config = guard_config(module_issuer, ca_bundle=str(tls.ca_cert))
+    with serve(UPSTREAM, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key)) as plain:
+        upstream = plain.replace("http://127.0.0.1", "https://localhost")
+        with serve(GuardProxy(upstream, config=config)) as guard:
+            response = httpx.get(guard + "/echo/tls", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert dict(response.json()["headers"])["host"] == upstream.removeprefix("https://")

@@ -43,7 +43,9 @@ def test_the_public_names_are_pinned() -> None:
 
 
 def test_the_verifier_imports_and_runs_without_server_packages() -> None:
-    blocked = ["starlette", "fastapi", "uvicorn", "sqlalchemy", "alembic", "pydantic", "typer", "rich"]
+    blocked = [
+        "starlette", "fastapi", "uvicorn", "httptools", "uvloop", "sqlalchemy", "alembic", "pydantic", "typer", "rich",
+    ]  # fmt: skip
     code = (
         "import sys, asyncio\n"
         f"for name in {blocked!r}: sys.modules[name] = None\n"

@@ -31,7 +31,7 @@ from keyless.authority.model import (
     new_id,
     valid_fic_name,
 )
-from keyless.authority.store import Store
+from keyless.authority.store._protocol import Store
 from keyless.errors import ConfigurationError, NotFound
 from keyless.jose import load_certificate, x5t_sha1, x5t_sha256
 

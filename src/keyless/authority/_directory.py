@@ -24,7 +24,7 @@ from keyless.authority.model import (
     SigningKeyRecord,
     Tenant,
 )
-from keyless.authority.store import Store
+from keyless.authority.store._protocol import Store
 from keyless.jose import KeySet, PublicKey, Signer
 
 __all__ = ["AppView", "Directory", "DirectoryCache", "TenantView", "load_directory"]

@@ -19,6 +19,7 @@ import httpx
 from keyless.authority._admin import DirectoryAdmin
 from keyless.authority._client_auth import ClientAuthenticator, ClientAuthPolicy, OneTimeUse
 from keyless.authority._directory import Directory, DirectoryCache
+from keyless.authority._paths import ADMIN_KEY_FILE, URL_FILE
 from keyless.authority._signing import KeyManager
 from keyless.authority.grants.client_credentials import TokenService
 from keyless.authority.model import AdminKey, new_id
@@ -31,8 +32,6 @@ __all__ = ["ADMIN_KEY_FILE", "URL_FILE", "Authority", "admin_key_matches"]
 
 log = logging.getLogger("keyless.authority")
 
-ADMIN_KEY_FILE = "admin.key"
-URL_FILE = "url"  # the base URL of the server last started on this data directory
 HOUSEKEEPING_INTERVAL = 30.0
 
 

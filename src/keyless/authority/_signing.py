@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 
 from keyless.authority.model import KeyState, SigningKeyRecord
-from keyless.authority.store import Store
+from keyless.authority.store._protocol import Store
 from keyless.errors import Conflict, NotFound
 from keyless.jose import KeyEncryptionKey, Signer, SignerAlg
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -39,6 +38,7 @@ __all__ = [
     "Target",
     "err",
     "escape",
+    "new_table",
     "out",
     "print_json",
     "progress",
@@ -69,10 +69,8 @@ JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
 
 
 def _width() -> int | None:
-    if sys.stdout.isatty():
-        return None
-    columns = os.environ.get("COLUMNS", "")
-    return int(columns) if columns.isdigit() else 200
+    """The terminal's width on a terminal; in a pipe, wide enough that nothing is cut."""
+    return None if sys.stdout.isatty() else 1000
 
 
 def out() -> Console:
@@ -84,12 +82,20 @@ def err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def new_table(columns: Sequence[str], *, title: str | None = None, show_header: bool = True) -> Table:
+    """A table whose cells wrap rather than being cut short (ids and URLs must stay whole)."""
+    grid = Table(title=title, title_justify="left", show_header=show_header)
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    return grid
+
+
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[object]], *, title: str | None = None) -> None:
-    grid = Table(*columns, title=title, title_justify="left")
+    grid = new_table(columns, title=title)
     for row in rows:
         grid.add_row(*(escape("" if v is None else v if isinstance(v, str) else json.dumps(v)) for v in row))
     out().print(grid)
@@ -97,7 +103,7 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[object]], *, title: st
 
 def show_fields(item: dict[str, Any], *, title: str | None = None) -> None:
     """One object as a two-column table (nested values as JSON)."""
-    grid = Table("property", "value", title=title, title_justify="left", show_header=False)
+    grid = new_table(("property", "value"), title=title, show_header=False)
     for key, value in item.items():
         text = "" if value is None else value if isinstance(value, str) else json.dumps(value)
         grid.add_row(escape(key), escape(text))

@@ -56,6 +56,7 @@ def fic_list(
 ) -> None:
     """List an application's federated identity credentials.
 
+    \b
     Example: keyless fic list contoso.example cloud-run-caller
     """
     fics = Target(url, admin_key, data_dir).call("GET", _fics(tenant, app))["value"]
@@ -78,6 +79,7 @@ def fic_show(
 ) -> None:
     """Show one federated identity credential.
 
+    \b
     Example: keyless fic show contoso.example cloud-run-caller cloud-run-default-sa
     """
     found = Target(url, admin_key, data_dir).call("GET", f"{_fics(tenant, app)}/{quote(name, safe='')}")
@@ -103,6 +105,7 @@ def fic_create(
 ) -> None:
     """Trust tokens of ISSUER with SUBJECT (and AUDIENCE) as this application.
 
+    \b
     Example: keyless fic create contoso.example cloud-run-caller --name gh-main
     --issuer https://token.actions.githubusercontent.com --subject repo:contoso/app:ref:refs/heads/main
     """
@@ -136,6 +139,7 @@ def fic_update(
 ) -> None:
     """Change a credential's issuer, subject, audience or description (the name is immutable).
 
+    \b
     Example: keyless fic update contoso.example my-app gh-main --subject repo:contoso/app:environment:prod
     """
     body: dict[str, Any] = {
@@ -169,6 +173,7 @@ def fic_delete(
 ) -> None:
     """Delete a federated identity credential.
 
+    \b
     Example: keyless fic delete contoso.example cloud-run-caller gh-main
     """
     Target(url, admin_key, data_dir).call("DELETE", f"{_fics(tenant, app)}/{quote(name, safe='')}")
@@ -210,6 +215,7 @@ def secret_list(
 ) -> None:
     """List an application's client secrets (hints only: values are never shown again).
 
+    \b
     Example: keyless secret list contoso.example cloud-run-caller
     """
     with Target(url, admin_key, data_dir).session() as session:
@@ -233,6 +239,7 @@ def secret_show(
 ) -> None:
     """Show one client secret's metadata.
 
+    \b
     Example: keyless secret show contoso.example cloud-run-caller ci
     """
     with Target(url, admin_key, data_dir).session() as session:
@@ -258,6 +265,7 @@ def secret_create(
 
     Prefer workload identity federation (keyless fic create): no secret to leak.
 
+    \b
     Example: keyless secret create contoso.example legacy-caller --name ci --days 30
     """
     credential: dict[str, Any] = {"displayName": name}
@@ -289,6 +297,7 @@ def secret_delete(
 ) -> None:
     """Delete a client secret.
 
+    \b
     Example: keyless secret delete contoso.example cloud-run-caller ci
     """
     with Target(url, admin_key, data_dir).session() as session:
@@ -319,6 +328,7 @@ def cert_list(
 ) -> None:
     """List an application's certificates.
 
+    \b
     Example: keyless cert list contoso.example legacy-caller
     """
     with Target(url, admin_key, data_dir).session() as session:
@@ -342,6 +352,7 @@ def cert_show(
 ) -> None:
     """Show one certificate's metadata.
 
+    \b
     Example: keyless cert show contoso.example legacy-caller 0B4C...9F
     """
     with Target(url, admin_key, data_dir).session() as session:
@@ -367,6 +378,7 @@ def cert_create(
 ) -> None:
     """Add a certificate the application signs client assertions with.
 
+    \b
     Example: keyless cert create contoso.example legacy-caller --file client.pem
     """
     import base64
@@ -400,6 +412,7 @@ def cert_delete(
 ) -> None:
     """Remove a certificate.
 
+    \b
     Example: keyless cert delete contoso.example legacy-caller 5b1f...
     """
     with Target(url, admin_key, data_dir).session() as session:

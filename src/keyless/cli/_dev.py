@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from keyless._logging import configure_logging
-from keyless.dev._scenario import play
-from keyless.dev._stack import DevPorts, DevStack, run_stack
+
+if TYPE_CHECKING:  # the whole stack is imported when `dev` runs, not for every CLI command
+    from keyless.dev._stack import DevStack
 
 HELP = """Run the authority, the metadata emulator (playing Cloud Run) and a demo API behind the guard,
 play the seed scenario (a workload gets a token with no secret and calls the protected API; one
@@ -57,6 +59,9 @@ def dev(
     api_port: int = typer.Option(8444, "--api-port", help="HTTPS port of the guarded demo API."),
     once: bool = typer.Option(False, "--once", help="Play the scenario, then exit with its status."),
 ) -> None:
+    from keyless.dev._scenario import play
+    from keyless.dev._stack import DevPorts, run_stack
+
     configure_logging("warning")
     ports = DevPorts(authority=authority_port, metadata=metadata_port, api=api_port)
     with run_stack(data_dir, trust or _seed_trust(), ports) as stack:

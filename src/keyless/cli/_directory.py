@@ -38,6 +38,7 @@ def tenant_list(
 ) -> None:
     """List the tenants.
 
+    \b
     Example: keyless tenant list --json
     """
     tenants = Target(url, admin_key, data_dir).call("GET", "/tenants")["value"]
@@ -61,6 +62,7 @@ def tenant_show(
 ) -> None:
     """Show a tenant and its applications.
 
+    \b
     Example: keyless tenant show contoso.example
     """
     with Target(url, admin_key, data_dir).session() as session:
@@ -91,6 +93,7 @@ def tenant_create(
 ) -> None:
     """Create a tenant.
 
+    \b
     Example: keyless tenant create "Contoso" --domain contoso.example --detailed-errors
     """
     body: dict[str, object] = {
@@ -119,6 +122,7 @@ def tenant_delete(
 ) -> None:
     """Delete a tenant with everything in it.
 
+    \b
     Example: keyless tenant delete contoso.example
     """
     Target(url, admin_key, data_dir).call("DELETE", tenant_path(tenant))
@@ -141,6 +145,7 @@ def app_list(
 ) -> None:
     """List a tenant's applications.
 
+    \b
     Example: keyless app list contoso.example
     """
     apps = Target(url, admin_key, data_dir).call("GET", tenant_path(tenant) + "/applications")["value"]
@@ -171,6 +176,7 @@ def app_show(
 ) -> None:
     """Show an application with its credentials (never secret values).
 
+    \b
     Example: keyless app show contoso.example cloud-run-caller
     """
     path = app_path(tenant, app)
@@ -221,6 +227,7 @@ def app_create(
 ) -> None:
     """Create an application (with its service principal).
 
+    \b
     Example: keyless app create contoso.example blob-api --identifier-uri api://blob-api --role Blob.Read
     """
     body: dict[str, object] = {
@@ -251,6 +258,7 @@ def app_delete(
 ) -> None:
     """Delete an application with its credentials and role assignments.
 
+    \b
     Example: keyless app delete contoso.example cloud-run-caller
     """
     Target(url, admin_key, data_dir).call("DELETE", app_path(tenant, app))

@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import quote
 
 import typer
-from rich.table import Table
 
 from keyless.authority._explain import Step, explain_assertion, issuer_to_fetch
 from keyless.authority._trustparse import load_trust_file
@@ -29,13 +28,14 @@ from keyless.cli._common import (
     Session,
     Target,
     escape,
+    new_table,
     out,
     print_json,
     progress,
     read_token,
 )
 from keyless.cli._directory import app_path, tenant_path
-from keyless.cli._jwt import _keys, print_steps, print_token
+from keyless.cli._jwt import fetch_keys, print_steps, print_token
 from keyless.errors import ConfigurationError, NotFound, TransportError
 
 __all__ = ["explain_command", "load_fic_export", "refusals_command"]
@@ -129,7 +129,7 @@ def _offline(
     if issuer is not None:
         try:
             with progress(f"fetching the keys of {issuer} ..."):
-                keys, _ = asyncio.run(_keys(issuer, None, timeout=10))
+                keys, _ = asyncio.run(fetch_keys(issuer, None, timeout=10))
         except TransportError as exc:
             key_error = f"{exc} (fetched from this machine)"
     explanation = explain_assertion(
@@ -214,7 +214,7 @@ def _print(result: dict[str, Any]) -> None:
 
 def _table_markup(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     """Like ``table`` but the verdict column keeps its colour markup."""
-    grid = Table(*columns)
+    grid = new_table(columns)
     for row in rows:
         grid.add_row(escape(row[0]), escape(row[1]), escape(row[2]), row[3], escape(row[4]))
     out().print(grid)
@@ -248,10 +248,9 @@ def explain_command(
 
     Examples:
 
+    \b
       keyless explain "$TOKEN" --app 3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f
-
       keyless explain token.jwt --fic <(az ad app federated-credential list --id "$APP_ID")
-
       gh-oidc-token | keyless explain - --trust trust.yaml --app cloud-run-caller --json
     """
     if fic is not None and trust is not None:
@@ -298,6 +297,7 @@ def refusals_command(
     Each server process keeps its own recent refusals in memory (a restart empties them); the
     keyless.audit log is the durable record.
 
+    \b
     Example: keyless refusals contoso.example --top 5
     """
     items = Target(url, admin_key, data_dir).call(
@@ -309,7 +309,7 @@ def refusals_command(
     if not items:
         out().print(f"no refusals recorded for {escape(tenant)} by this server process")
         return
-    grid = Table("time", "AADSTS", "client", "reason", "trace id")
+    grid = new_table(("time", "AADSTS", "client", "reason", "trace id"))
     for item in items:
         stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(item["time"]))
         grid.add_row(

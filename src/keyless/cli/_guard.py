@@ -4,7 +4,8 @@
     keyless guard explain "$TOKEN" --config guard.yaml [--method GET --path /blobs/a] [--json]
     keyless guard check --config guard.yaml
 
-``explain`` exits 0 when the token would be accepted, 1 when refused, 2 for configuration problems.
+``explain`` exits 0 when the token would be accepted, 1 when refused, 2 for configuration problems,
+3 when the issuer's keys cannot be fetched.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import typer
 from rich.markup import escape
 
 from keyless._logging import configure_logging
-from keyless.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, out, read_token
+from keyless.cli._common import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, err, out, read_token
 from keyless.errors import ConfigurationError
 from keyless.guard import Explanation, GuardConfig, GuardProxy, Verifier, explain, load_config
 
@@ -151,7 +152,7 @@ def explain_token(
 ) -> None:
     """Show every check the guard makes on TOKEN, which one fails, and why.
 
-    Exit status: 0 accepted, 1 refused, 2 configuration problems.
+    Exit status: 0 accepted, 1 refused, 2 configuration problems, 3 the issuer's keys unreachable.
 
     Example: keyless guard explain "$TOKEN" --config guard.yaml --path /blobs/a
     """
@@ -171,14 +172,21 @@ def explain_token(
         typer.echo(json.dumps(explanation.to_dict(), indent=2, default=str))
     else:
         _print(explanation)
-    raise typer.Exit(EXIT_OK if explanation.passed else EXIT_FAILED)
+    if explanation.passed:
+        raise typer.Exit(EXIT_OK)
+    unreachable = any(step.code == "issuer_unavailable" for step in explanation.failures)
+    raise typer.Exit(EXIT_UNREACHABLE if unreachable else EXIT_FAILED)
 
 
 @app.command("check")
 def check(config: Path = _CONFIG) -> None:
-    """Read the configuration and show what it trusts and allows (exit 2 if it has problems)."""
+    """Read the configuration and show what it trusts and allows (exit 2 if it has problems).
+
+    Example: keyless guard check --config guard.yaml
+    """
     settings = _load(config)
     verifier = Verifier(settings)
+    asyncio.run(verifier.aclose())  # only its issuer registry is needed
     console = out()
     console.print(f"[bold]{escape(str(config))}[/]: configuration is valid")
     console.print("trusted issuers:")
@@ -202,4 +210,3 @@ def check(config: Path = _CONFIG) -> None:
         console.print(f"  {methods} {' '.join(rule.patterns)} -> {escape(need)}", highlight=False)
     for warning in settings.development_warnings():
         err().print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
-

@@ -4,6 +4,7 @@ discovery, signature against the issuer's keys, then issuer, audience and time w
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from keyless.errors import ClaimError, TransportError, VerificationError
 from keyless.jose import KeySet, parse_compact, verify_signature
 from keyless.trust import JsonFetcher, check_time_window, discover
 
-__all__ = ["jwt_app", "print_steps", "times_of"]
+__all__ = ["fetch_keys", "jwt_app", "print_steps", "print_token", "times_of"]
 
 jwt_app = typer.Typer(help="Look inside a JWT, or verify one against its issuer.", no_args_is_help=True)
 
@@ -58,8 +59,6 @@ def print_token(header: Mapping[str, Any], claims: Mapping[str, Any], now: float
 
 
 def _text(value: object) -> str:
-    import json
-
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -69,8 +68,8 @@ def decode(token: str = TOKEN, as_json: bool = JSON) -> None:
 
     Examples:
 
+    \b
       keyless jwt decode "$TOKEN"
-
       curl -s -H Metadata-Flavor:Google "$MD/identity?audience=api://x" | keyless jwt decode -
     """
     header, claims = decode_unverified(read_token(token))
@@ -84,7 +83,8 @@ def decode(token: str = TOKEN, as_json: bool = JSON) -> None:
     print_token(header, claims, now)
 
 
-async def _keys(issuer: str, jwks: str | None, timeout: float) -> tuple[KeySet, str]:
+async def fetch_keys(issuer: str, jwks: str | None, timeout: float) -> tuple[KeySet, str]:
+    """The issuer's key set (through discovery unless ``jwks`` is given) and where it came from."""
     async with httpx.AsyncClient(follow_redirects=False) as client:
         fetcher = JsonFetcher(client, timeout=timeout, allow_http_loopback=True)
         if jwks is None:
@@ -118,7 +118,7 @@ def _verify(
             Step("issuer", False, f"token iss {iss!r}, expected {issuer!r}" + (f": {why}" if why else ""))
         )
     try:
-        keys, where = asyncio.run(_keys(issuer, jwks, timeout=10))
+        keys, where = asyncio.run(fetch_keys(issuer, jwks, timeout=10))
     except TransportError as exc:
         steps.append(Step("signature", False, f"the issuer's keys could not be fetched: {exc}"))
         return steps, header, claims, exc
@@ -158,6 +158,7 @@ def verify(
 
     Exit status: 0 valid, 1 invalid, 3 the issuer's keys could not be fetched.
 
+    \b
     Example: keyless jwt verify "$TOKEN" --issuer https://accounts.google.com --audience api://AzureADTokenExchange
     """
     now = time.time()

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from keyless.cli._common import Target, out, progress
+from keyless.cli._common import Target, new_table, out, progress
 
 app = typer.Typer(help="Signing keys of a tenant.", no_args_is_help=True)
 
@@ -30,13 +29,14 @@ def list_keys(
 ) -> None:
     """Show the tenant's published keys and which one signs.
 
+    \b
     Example: keyless keys list contoso.example
     """
     keys = Target(url, admin_key, data_dir).call("GET", f"/tenants/{tenant}/signingKeys")["value"]
     if as_json:
         typer.echo(json.dumps(keys, indent=2))
         return
-    table = Table("kid", "alg", "state", "created", "activates", "retired")
+    table = new_table(("kid", "alg", "state", "created", "activates", "retired"))
     for key in keys:
         table.add_row(
             key["kid"],
@@ -62,6 +62,7 @@ def rotate(
 ) -> None:
     """Add a signing key: published at once, signing after the publish delay.
 
+    \b
     Example: keyless keys rotate contoso.example --publish-delay 0
     """
     body = {} if publish_delay is None else {"publishDelaySeconds": publish_delay}

@@ -18,6 +18,7 @@ from keyless import __version__
 from keyless._logging import configure_logging
 from keyless.cli import (
     _credentials,
+    _dev,
     _directory,
     _explain,
     _guard,
@@ -26,11 +27,20 @@ from keyless.cli import (
     _metadata,
     _roles,
     _serve,
+    _token,
     _trust,
 )
 from keyless.cli._admin_client import Unreachable
-from keyless.cli._common import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, err, escape
-from keyless.errors import ConfigurationError, KeylessError, TransportError
+from keyless.cli._common import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, JSON, err, escape, print_json
+from keyless.errors import (
+    AlreadyExists,
+    ConfigurationError,
+    Conflict,
+    KeylessError,
+    NotFound,
+    TransportError,
+    VerificationError,
+)
 
 __all__ = ["app", "main"]
 
@@ -47,9 +57,22 @@ def _report(exc: KeylessError) -> int:
         return EXIT_USAGE
     unreachable = isinstance(exc, Unreachable) or (type(exc) is TransportError and exc.retryable)
     console.print(f"[bold red]error[/] ({exc.code}): {escape(str(exc))}")
-    if unreachable:
-        return EXIT_UNREACHABLE
-    return EXIT_FAILED
+    hint = next((text for kind, text in _NEXT_STEPS if isinstance(exc, kind)), None)
+    if hint and not unreachable:
+        console.print(f"  next: {escape(hint)}")
+    return EXIT_UNREACHABLE if unreachable else EXIT_FAILED
+
+
+_NEXT_STEPS: tuple[tuple[type[KeylessError], str], ...] = (
+    (
+        NotFound,
+        "check the name or id: keyless tenant list, keyless app list TENANT, keyless fic list TENANT APP",
+    ),
+    (AlreadyExists, "pick another name, or change the existing one (keyless fic update ...)"),
+    (Conflict, "someone changed it meanwhile: read it again and retry"),
+    (VerificationError, "check that the argument is a whole JWT: keyless jwt decode TOKEN"),
+    (TransportError, "the authority answered with an error: see its log"),
+)
 
 
 class KeylessGroup(TyperGroup):
@@ -74,6 +97,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode=None,
+    context_settings={"max_content_width": 120},
 )
 
 
@@ -83,11 +107,15 @@ def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks 
 
 
 @app.command()
-def version() -> None:
+def version(as_json: bool = JSON) -> None:
     """Print the keyless version.
 
+    \b
     Example: keyless version
     """
+    if as_json:
+        print_json({"version": __version__})
+        return
     typer.echo(__version__)
 
 
@@ -95,7 +123,9 @@ def version() -> None:
 app.command("serve", help=_serve.HELP)(_serve.serve)
 app.command("metadata", help=_metadata.HELP)(_metadata.metadata)
 app.add_typer(_guard.app, name="guard")
+app.command("dev", help=_dev.HELP)(_dev.dev)
 # tokens and trust
+app.command("token", help=_token.HELP)(_token.token)
 app.add_typer(_jwt.jwt_app, name="jwt")
 app.command("explain")(_explain.explain_command)
 app.command("refusals")(_explain.refusals_command)

@@ -67,6 +67,7 @@ def role_list(
 ) -> None:
     """List the tenant's app role assignments.
 
+    \b
     Example: keyless role list contoso.example --client cloud-run-caller
     """
     with Target(url, admin_key, data_dir).session() as session:
@@ -90,6 +91,7 @@ def role_show(
 ) -> None:
     """Show one app role assignment.
 
+    \b
     Example: keyless role show contoso.example 6f1c...
     """
     with Target(url, admin_key, data_dir).session() as session:
@@ -115,6 +117,7 @@ def role_create(
 ) -> None:
     """Grant CLIENT the app role ROLE of RESOURCE (it appears in the client's tokens' roles claim).
 
+    \b
     Example: keyless role create contoso.example --client my-caller --resource blob-api --role Blob.Read
     """
     body = {"client": client, "resource": resource, "appRole": role}
@@ -147,6 +150,7 @@ def role_delete(
 ) -> None:
     """Remove an app role assignment, by id or by client, resource and role.
 
+    \b
     Example: keyless role delete contoso.example --client my-caller --resource blob-api --role Blob.Write
     """
     with Target(url, admin_key, data_dir).session() as session:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-import uvicorn
 from rich.console import Console
 
-from keyless._net import bind_socket
-from keyless.authority._runtime import ADMIN_KEY_FILE, Authority
-from keyless.authority.http._workers import run_workers
-from keyless.authority.http.app import create_app
-from keyless.authority.tls import TLSFiles, ensure_local_tls, trust_instructions, user_tls
-from keyless.config import AuthoritySettings, load_authority_settings
+from keyless.authority._paths import ADMIN_KEY_FILE
+
+if TYPE_CHECKING:  # the server stack is imported when `serve` runs, not for every CLI command
+    from keyless.authority.tls import TLSFiles
+    from keyless.config import AuthoritySettings
 
 HELP = """Run the token service (HTTPS by default, SQLite in the data directory).
 
@@ -31,6 +30,8 @@ console = Console(stderr=True)
 
 
 def _tls(settings: AuthoritySettings) -> TLSFiles | None:
+    from keyless.authority.tls import ensure_local_tls, user_tls
+
     if not settings.tls:
         return None
     if settings.tls_cert and settings.tls_key:
@@ -61,6 +62,14 @@ def serve(
     public_url: str = typer.Option(None, help="Base URL clients use [env KEYLESS_PUBLIC_URL]."),
     dev: bool = typer.Option(False, "--dev", help="Development mode (allows http issuers on loopback)."),
 ) -> None:
+    import uvicorn
+
+    from keyless._net import bind_socket
+    from keyless.authority._runtime import Authority
+    from keyless.authority.http._workers import run_workers
+    from keyless.authority.http.app import create_app
+    from keyless.config import load_authority_settings
+
     overrides = {
         k: v
         for k, v in {
@@ -96,6 +105,8 @@ def serve(
 
 
 def _announce(settings: AuthoritySettings, tls: TLSFiles | None) -> None:
+    from keyless.authority.tls import trust_instructions
+
     base = settings.base_url
     console.print(
         f"[bold green]keyless authority[/] at {base}  (listening on {settings.host}:{settings.port})"

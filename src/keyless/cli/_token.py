@@ -21,19 +21,17 @@ __all__ = ["HELP", "SourceChoice", "describe_times", "token"]
 HELP = """Get an access token with workload identity federation and print it (or its claims).
 
 The tenant, client id, authority and assertion source come from the same environment variables
-as WorkloadIdentityCredential (AZURE_* or KEYLESS_*) unless given here.
+as WorkloadIdentityCredential (AZURE_* or KEYLESS_*) unless given here. --decode does not check
+the signature.
 
 Examples:
 
-  keyless token api://blob-api/.default                         # everything from the environment
-
-  keyless token api://blob-api/.default --source metadata \\
-      --tenant contoso.example --client-id <app id> \\
-      --authority https://localhost:8443 --ca-file .keyless/tls/ca.pem
-
-  keyless token api://blob-api/.default --decode                # header and claims, not verified
-
-  keyless token api://blob-api/.default --assertion --decode    # what is presented to the authority
+\b
+  keyless token api://blob-api/.default                  # the token, for scripts
+  keyless token api://blob-api/.default --decode         # header, claims, readable times
+  keyless token api://blob-api/.default --assertion -d   # what the source presents
+  keyless token api://blob-api/.default --source metadata --tenant contoso.example \\
+      --client-id <app id> --authority https://localhost:8443 --ca-file .keyless/tls/ca.pem
 """
 
 err = Console(stderr=True)

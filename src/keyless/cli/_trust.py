@@ -74,8 +74,8 @@ def plan_command(
 
     Examples:
 
+    \b
       keyless plan -f trust.yaml
-
       keyless plan -f trust.yaml --prune --json
     """
     base, changes = _send(file, "plan", prune, Target(url, admin_key, data_dir), wait)
@@ -107,8 +107,8 @@ def apply_command(
 
     Examples:
 
+    \b
       keyless apply -f trust.yaml
-
       keyless apply -f trust.yaml --prune --url https://keyless.internal:8443 --admin-key "$KEY"
     """
     base, changes = _send(file, "apply", prune, Target(url, admin_key, data_dir), wait)
@@ -159,8 +159,8 @@ def export_command(
 
     Examples:
 
+    \b
       keyless export -o trust.yaml
-
       keyless export --tenant contoso.example --json
     """
     with Target(url, admin_key, data_dir).session() as session:

@@ -2,7 +2,7 @@
 
 * :class:`Verifier` (``verify(token) -> Identity``), :class:`GuardConfig` / :func:`load_config`,
   :class:`Policy` / :func:`load_policy`, :func:`explain`: no server packages needed;
-* :class:`GuardMiddleware` (pure ASGI) and :class:`GuardProxy` (``keyless guard``): ASGI, httpx;
+* :class:`GuardMiddleware` (pure ASGI) and :class:`GuardProxy` (``keyless guard``; needs httptools);
 * :func:`require_roles`, :func:`require_scopes`, :func:`current_identity`: FastAPI dependencies,
   imported on first use (they need Starlette).
 """

@@ -27,7 +27,7 @@ class TokenCache:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
-        self._entries: OrderedDict[bytes, tuple[float, Identity]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[float, float, Identity]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -40,19 +40,19 @@ class TokenCache:
         """The identity cached under ``key`` if ``now`` is inside its window, else ``None``."""
         entry = self._entries.get(key)
         if entry is not None:
-            valid_from, identity = entry
-            if valid_from <= now < identity.expires:
+            valid_from, expires, identity = entry
+            if valid_from <= now < expires:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return identity
-            if now >= identity.expires:
+            if now >= expires:
                 del self._entries[key]
         self.misses += 1
         return None
 
     def store(self, key: bytes, identity: Identity, valid_from: float) -> None:
         entries = self._entries
-        entries[key] = (valid_from, identity)
+        entries[key] = (valid_from, identity.expires, identity)
         entries.move_to_end(key)
         while len(entries) > self.max_entries:
             entries.popitem(last=False)

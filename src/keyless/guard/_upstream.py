@@ -23,7 +23,12 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-import httptools
+from keyless.errors import ConfigurationError
+
+try:  # uvicorn[standard] brings it (keyless[server]); the verifier must import without it
+    import httptools
+except ImportError:  # pragma: no cover - exercised by the import test with httptools blocked
+    httptools = None  # type: ignore[assignment]
 
 __all__ = ["UpstreamError", "UpstreamPool", "UpstreamResponse"]
 
@@ -61,6 +66,7 @@ class _Connection(asyncio.Protocol):
         self._headers_done = False
         self._complete = False
         self._until_close = False
+        self._keep_alive = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
@@ -111,6 +117,7 @@ class _Connection(asyncio.Protocol):
             return
         self._status = status
         self._headers_done = True
+        self._keep_alive = bool(self._parser.should_keep_alive())  # llhttp forgets it once complete
         names = {name for name, _ in self._headers}
         chunked = any(n == b"transfer-encoding" and b"chunked" in v.lower() for n, v in self._headers)
         no_body = self._head_only or status in _NO_BODY_STATUS
@@ -131,6 +138,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self._headers_done:
+            self._keep_alive = self._keep_alive and bool(self._parser.should_keep_alive())
             self._complete = True
             self._wake()
 
@@ -163,7 +171,7 @@ class _Connection(asyncio.Protocol):
         self._head_only = head_only
         self._status, self._headers, self._buffered = 0, [], 0
         self._body.clear()
-        self._started = self._headers_done = self._complete = self._until_close = False
+        self._started = self._headers_done = self._complete = self._until_close = self._keep_alive = False
         self._error = None
 
     async def write(self, data: bytes) -> None:
@@ -202,8 +210,7 @@ class _Connection(asyncio.Protocol):
             and self._error is None
             and not self.closed
             and not self._until_close
-            and self._parser is not None
-            and bool(self._parser.should_keep_alive())
+            and self._keep_alive
         )
 
     @property
@@ -250,6 +257,8 @@ class UpstreamPool:
         max_idle: int = 128,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        if httptools is None:
+            raise ConfigurationError("the guard's proxy needs httptools: pip install 'keyless[server]'")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
