@@ -117,7 +117,7 @@ def _server(data_dir: Path, port: int, workers: int) -> Iterator[str]:
         "--workers",
         str(workers),
     ]
-    log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finally; a file, not a pipe that could fill
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"https://localhost:{port}"
     try:

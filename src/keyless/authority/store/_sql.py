@@ -43,7 +43,7 @@ from keyless.authority.model import (
     SigningKeyRecord,
     Tenant,
 )
-from keyless.authority.store import _mapping as m  # noqa: I001
+from keyless.authority.store import _mapping as m
 from keyless.authority.store._tables import (
     admin_keys,
     applications,
