@@ -14,7 +14,9 @@ __all__ = ["bind_socket"]
 def bind_socket(host: str, port: int, *, reuse_port: bool = False, flag: str = "--port") -> socket.socket:
     """A socket bound to ``host:port`` (not yet listening); a busy port names the flag to change it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket says so; without it every response waits for Nagle and a delayed ACK (~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
