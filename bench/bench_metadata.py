@@ -153,7 +153,7 @@ def _authority(data_dir: Path, issuer: str) -> Iterator[tuple[str, str, dict[str
     from keyless.authority._runtime import Authority
     from keyless.authority.tls import ensure_local_tls
     from keyless.config import load_authority_settings
-    from keyless.metadata import bind_socket
+    from keyless._net import bind_socket
 
     with contextlib.closing(bind_socket("127.0.0.1", 0)) as probe:
         port = int(probe.getsockname()[1])

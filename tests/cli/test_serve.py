@@ -16,15 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests._support.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TENANT = "9b1d7f0e-3c4a-4e5f-8a6b-2c1d0e9f8a7b"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def keyless(*args: str, data_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -40,7 +35,7 @@ def keyless(*args: str, data_dir: Path, timeout: float = 60) -> subprocess.Compl
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "keyless", "serve", "--port", str(port), "--trust", "examples/trust.yaml"],
         env={**os.environ, "KEYLESS_DATA_DIR": str(tmp_path), "KEYLESS_PORT": str(port)},
@@ -126,7 +121,7 @@ def test_invalid_configuration_lists_every_problem_without_a_traceback(tmp_path:
 
 
 def test_two_workers_serve_tokens_and_stop_cleanly_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,

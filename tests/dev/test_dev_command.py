@@ -9,22 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests._support.net import free_ports
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _dev(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    authority, metadata, api = _free_ports(3)
+    authority, metadata, api = free_ports(3)
     env = {k: v for k, v in os.environ.items() if k != "GOOGLE_APPLICATION_CREDENTIALS"}
     return subprocess.run(
         [
@@ -85,3 +76,53 @@ def test_dev_reports_a_busy_port_with_the_flag_to_change_it(tmp_path: Path) -> N
     assert result.returncode == 2
     assert "busy" in result.stderr and "--authority-port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_stops_every_server_cleanly(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    authority, metadata, api = free_ports(3)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "keyless",
+            "dev",
+            "--data-dir",
+            str(tmp_path),
+            "--authority-port",
+            str(authority),
+            "--metadata-port",
+            str(metadata),
+            "--api-port",
+            str(api),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "dev.env").exists() or "serving" not in _peek(tmp_path):
+            assert process.poll() is None and time.monotonic() < deadline, "keyless dev did not come up"
+            time.sleep(0.3)
+        time.sleep(1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "stopping" in out
+    assert "Traceback" not in err
+    for port in (authority, metadata, api):  # every port is free again
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))
+
+
+def _peek(tmp_path: Path) -> str:
+    """`keyless dev` writes dev.env once the stack is up and the scenario has been played."""
+    return "serving" if (tmp_path / "dev.env").stat().st_size > 0 else ""

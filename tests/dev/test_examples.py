@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from tests._services import services_required
+from tests._support.net import free_ports
 
-from keyless._net import bind_socket
 from keyless.dev._stack import DevPorts, DevStack, run_stack
 from keyless.guard import load_config
 
@@ -21,17 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 
 
-def _free_port() -> int:
-    sock = bind_socket("127.0.0.1", 0)
-    try:
-        return int(sock.getsockname()[1])
-    finally:
-        sock.close()
-
-
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    ports = DevPorts(_free_port(), _free_port(), _free_port())
+    ports = DevPorts(*free_ports(3))
     with run_stack(tmp_path_factory.mktemp("dev"), EXAMPLES / "trust.yaml", ports) as stack:
         yield stack
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests._support.net import free_ports
 
-from keyless._net import bind_socket
 from keyless.dev._stack import DevPorts, DevStack, run_stack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,17 +32,9 @@ def _tour_commands() -> list[str]:
     return commands + inline
 
 
-def _free_port() -> int:
-    sock = bind_socket("127.0.0.1", 0)
-    try:
-        return int(sock.getsockname()[1])
-    finally:
-        sock.close()
-
-
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    ports = DevPorts(_free_port(), _free_port(), _free_port())
+    ports = DevPorts(*free_ports(3))
     with run_stack(tmp_path_factory.mktemp("readme"), REPO / "examples" / "trust.yaml", ports) as stack:
         yield stack
 

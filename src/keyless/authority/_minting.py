@@ -36,8 +36,10 @@ class IssuedToken:
     resource: str
 
 
-def _opaque(n: int) -> str:
-    return b64url(secrets.token_bytes(n))
+def _opaque_values() -> tuple[str, str, str]:
+    """Random ``aio``, ``rh`` and ``uti`` values (48, 40, 16 bytes) from one read of the OS's RNG."""
+    raw = secrets.token_bytes(104)
+    return b64url(raw[:48]), b64url(raw[48:88]), b64url(raw[88:])
 
 
 def mint_access_token(
@@ -55,25 +57,26 @@ def mint_access_token(
 ) -> IssuedToken:
     """Sign an app-only access token for ``client`` to call ``resource``."""
     version = resource.token_version
+    aio, rh, uti = _opaque_values()
     claims: dict[str, Any] = {
         "aud": requested_resource if version == 1 else resource.app_id,
         "iss": v1_issuer(base_url, tenant_id) if version == 1 else v2_issuer(base_url, tenant_id),
         "iat": now - BACKDATE,
         "nbf": now - BACKDATE,
         "exp": now + lifetime,
-        "aio": _opaque(48),
+        "aio": aio,
     }
     if version == 1:
         claims.update(appid=client.app_id, appidacr=client_auth, idp=claims["iss"])
     else:
         claims.update(azp=client.app_id, azpacr=client_auth)
-    claims.update(idtyp="app", oid=client.service_principal_id, rh=f"0.{_opaque(40)}.")
+    claims.update(idtyp="app", oid=client.service_principal_id, rh=f"0.{rh}.")
     if roles:
         claims["roles"] = list(roles)
     claims.update(
         sub=client.service_principal_id,
         tid=tenant_id,
-        uti=_opaque(16),
+        uti=uti,
         ver="1.0" if version == 1 else "2.0",
     )
     headers = {"x5t": signer.kid} if version == 1 and signer.algorithm.startswith("RS") else None

@@ -95,7 +95,7 @@ def serve(
     _announce(settings, tls)
     ssl = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
     if settings.workers == 1:
-        config = uvicorn.Config(create_app(authority), log_level=settings.log_level, **ssl)  # type: ignore[arg-type]
+        config = uvicorn.Config(create_app(authority), log_level=settings.log_level, access_log=False, **ssl)  # type: ignore[arg-type]
         uvicorn.Server(config).run(sockets=[sock])
         return
     authority.store.close()

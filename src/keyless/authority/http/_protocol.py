@@ -38,8 +38,13 @@ def _authority(request: Request) -> Authority:
 
 
 def _origin(request: Request) -> str:
-    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    return f"{request.url.scheme}://{host}"
+    """``scheme://host[:port]`` as the client reached us (read from the scope: no URL object)."""
+    scope = request.scope
+    host = request.headers.get("host")
+    if not host:
+        server = scope.get("server") or ("localhost", None)
+        host = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
+    return f"{scope.get('scheme', 'https')}://{host}"
 
 
 # -- token endpoints -----------------------------------------------------------------------------------

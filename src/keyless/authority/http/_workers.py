@@ -27,7 +27,7 @@ def _worker(host: str, port: int, log_level: str, ssl: dict[str, str]) -> None:
 
     configure_logging(log_level)
     sock = bind_socket(host, port, reuse_port=True)
-    config = uvicorn.Config(app_from_env(), log_level=log_level, **ssl)  # type: ignore[arg-type]
+    config = uvicorn.Config(app_from_env(), log_level=log_level, access_log=False, **ssl)  # type: ignore[arg-type]
     uvicorn.Server(config).run(sockets=[sock])
 
 
