@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from tests._support.authority_server import Federation, seed_federation
 from tests._support.oidc_issuer import TestIssuer
 
 from bench._ceiling import Ceiling, measure_ceiling
+from bench._wrk import parse_wrk
 from keyless.authority._runtime import Authority
 from keyless.authority.grants.client_credentials import TokenRequest
 from keyless.config import load_authority_settings
@@ -45,38 +45,22 @@ def _form(federation: Federation, assertion: str) -> dict[str, str]:
     }
 
 
-def _seed(data_dir: Path, issuer: TestIssuer, port: int) -> tuple[Federation, dict[str, Any]]:
-    settings: dict[str, Any] = {
-        "data_dir": data_dir,
-        "port": port,
-        "dev_mode": True,
-        "allow_http_loopback_issuers": True,
-    }
-    authority = Authority.open(load_authority_settings(**settings))
+def _settings(data_dir: Path, port: int) -> dict[str, Any]:
+    return {"data_dir": data_dir, "port": port, "dev_mode": True, "allow_http_loopback_issuers": True}
+
+
+def _seed(data_dir: Path, issuer: TestIssuer, port: int) -> Federation:
+    authority = Authority.open(load_authority_settings(**_settings(data_dir, port)))
     federation = seed_federation(authority.admin, issuer=issuer.url, subject=SUBJECT)
     authority.store.close()
-    return federation, settings
+    return federation
 
 
-def in_process_issuance(data_dir: Path, issuer: TestIssuer, seconds: float) -> float:
+def in_process_issuance(data_dir: Path, issuer: TestIssuer, federation: Federation, seconds: float) -> float:
     """Token requests per second through the token service itself (no HTTP), one core."""
-    settings: dict[str, Any] = {
-        "data_dir": data_dir,
-        "port": 8443,
-        "dev_mode": True,
-        "allow_http_loopback_issuers": True,
-    }
-    authority = Authority.open(load_authority_settings(**settings))
-    federation = authority.admin.store.list_tenants()[0]
-    apps = {a.display_name: a for a in authority.store.list_applications(federation.id)}
-    form = {
-        "grant_type": "client_credentials",
-        "client_id": apps["cloud-run-caller"].app_id,
-        "client_assertion_type": JWT_BEARER,
-        "client_assertion": issuer.mint(sub=SUBJECT, lifetime=3600),
-        "scope": "api://blob-api/.default",
-    }
-    request = TokenRequest(federation.id, 2, form, None, frozenset())
+    authority = Authority.open(load_authority_settings(**_settings(data_dir, 8443)))
+    form = _form(federation, issuer.mint(sub=SUBJECT, lifetime=3600))
+    request = TokenRequest(federation.tenant_id, 2, form, None, frozenset())
 
     async def loop() -> float:
         await authority.tokens.issue(request)  # warm the issuer key cache
@@ -138,7 +122,7 @@ def _server(data_dir: Path, port: int, workers: int) -> Iterator[str]:
         log.close()
 
 
-def _wrk(url: str, body: str, seconds: float, connections: int) -> dict[str, float]:
+def _wrk(url: str, body: str, seconds: float, connections: int) -> dict[str, Any]:
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     script.write_text(
         'wrk.method = "POST"\n'
@@ -153,21 +137,7 @@ def _wrk(url: str, body: str, seconds: float, connections: int) -> dict[str, flo
     ).stdout
     script.unlink()
 
-    def latency(pct: str) -> float:
-        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)", out, re.M)
-        if not match:
-            return float("nan")
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    return {
-        "rps": float(rps.group(1)) if rps else 0.0,
-        "p50_ms": latency("50"),
-        "p99_ms": latency("99"),
-        "errors": float(non_2xx.group(1)) if non_2xx else 0.0,
-    }
+    return parse_wrk(out)
 
 
 def run(seconds: float = 10, connections: int = 64, workers: int = 2) -> dict[str, Any]:
@@ -176,8 +146,8 @@ def run(seconds: float = 10, connections: int = 64, workers: int = 2) -> dict[st
     with tempfile.TemporaryDirectory() as tmp, TestIssuer() as issuer:
         data_dir = Path(tmp)
         port = _free_port()
-        federation, _ = _seed(data_dir, issuer, port)
-        results["in_process_rps"] = in_process_issuance(data_dir, issuer, min(seconds, 5))
+        federation = _seed(data_dir, issuer, port)
+        results["in_process_rps"] = in_process_issuance(data_dir, issuer, federation, min(seconds, 5))
         if shutil.which("wrk") is None:
             results["http"] = None
             return results

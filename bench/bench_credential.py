@@ -63,7 +63,7 @@ def run(refreshes: int = 200, batch: int = 100_000, batches: int = 7, seconds: f
     results: dict[str, Any] = {"ceiling": ceiling}
     with tempfile.TemporaryDirectory() as tmp, TestIssuer() as issuer:
         data_dir, port = Path(tmp), _free_port()
-        federation, _ = _seed(data_dir, issuer, port)
+        federation = _seed(data_dir, issuer, port)
         assertion = issuer.mint(sub=SUBJECT, lifetime=3600)  # one assertion: its signing is not ours to count
         scope = federation.scope
         # The authority in its own process (``keyless serve``), as a real deployment runs it.

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import ssl
 import statistics
@@ -30,6 +29,7 @@ from typing import Any
 import httpx
 
 from bench._ceiling import Ceiling, measure_ceiling
+from bench._wrk import parse_wrk
 from keyless.metadata import DEFAULT_UNIQUE_ID, MetadataServer, load_metadata_config
 
 AUDIENCE = "api://AzureADTokenExchange"
@@ -125,21 +125,7 @@ def _wrk(url: str, seconds: float, connections: int) -> dict[str, Any] | None:
         check=True,
     ).stdout
 
-    def latency(pct: str) -> float:
-        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)", out, re.M)
-        if not match:
-            return float("nan")
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": float(rps.group(1)) if rps else 0.0,
-        "p50_ms": latency("50"),
-        "p99_ms": latency("99"),
-        "errors": int(non_2xx.group(1)) if non_2xx else 0,
-    }
+    return parse_wrk(out)
 
 
 # -- the authority for the round trip (its own process) ---------------------------------------------

@@ -309,8 +309,8 @@ class DirectoryAdmin:
         tenant = self.store.get_tenant(tenant_id)
         delay = self._publish_delay if publish_delay is None else publish_delay
         record = self._keys.rotate(tenant.id, tenant.signing_alg, now=self._clock(), publish_delay=delay)
-        self.housekeeping()
-        self._changed()
+        if not self.housekeeping():  # housekeeping refreshes the directory itself when it changed keys
+            self._changed()
         return record
 
     def housekeeping(self) -> int:

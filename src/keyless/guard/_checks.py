@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from keyless.errors import ClaimError, MalformedToken, TokenExpired, TokenNotYetValid, UnsupportedAlgorithm
+from keyless.errors import ClaimError, MalformedToken, UnsupportedAlgorithm
+from keyless.trust._claims import check_expiry, check_not_before
 
 __all__ = [
     "check_algorithm",
@@ -55,36 +56,6 @@ def check_algorithm(alg: str, algorithms: Collection[str]) -> None:
     if alg not in algorithms:
         allowed = ", ".join(sorted(algorithms))
         raise UnsupportedAlgorithm(f"algorithm {show(alg)} is not allowed (allowed: {allowed})")
-
-
-def _not_seconds(claim: str) -> ClaimError:
-    return ClaimError(claim, f"'{claim}' must be a number of seconds since the epoch")
-
-
-def check_expiry(payload: Mapping[str, Any], now: float, leeway: float) -> float:
-    """``exp`` is required; ``now`` must not be past it by more than ``leeway``. Returns ``exp``."""
-    expires = payload.get("exp")
-    if type(expires) is not int and type(expires) is not float:
-        if expires is None:
-            raise ClaimError("exp", "the token has no 'exp' claim")
-        raise _not_seconds("exp")
-    if now > expires + leeway:
-        raise TokenExpired("exp", f"the token expired {now - expires:.0f} s ago (leeway {leeway:.0f} s)")
-    return expires
-
-
-def check_not_before(payload: Mapping[str, Any], now: float, leeway: float) -> float | None:
-    """If the token has ``nbf``, ``now`` must not be before it by more than ``leeway``."""
-    not_before = payload.get("nbf")
-    if not_before is None:
-        return None
-    if type(not_before) is not int and type(not_before) is not float:
-        raise _not_seconds("nbf")
-    if now + leeway < not_before:
-        raise TokenNotYetValid(
-            "nbf", f"the token is not valid for another {not_before - now:.0f} s (leeway {leeway:.0f} s)"
-        )
-    return not_before
 
 
 def check_audience(payload: Mapping[str, Any], audiences: Collection[str]) -> None:
