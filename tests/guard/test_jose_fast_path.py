@@ -42,11 +42,54 @@ def test_a_cached_header_still_obeys_a_smaller_header_limit() -> None:
         parse_compact(token, max_header=100)
 
 
-def test_changing_a_parsed_header_does_not_affect_the_next_token() -> None:
+def test_a_parsed_header_is_read_only_so_no_token_can_change_the_shared_copy() -> None:
     token = encode_jwt({"sub": "a"}, RSA)
     first = parse_compact(token)
-    first.header["alg"] = "none"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        first.header["alg"] = "none"  # type: ignore[index]
     assert parse_compact(token).header["alg"] == "RS256"
+
+
+@pytest.mark.parametrize("where", ["header", "payload", "signature"])
+@pytest.mark.parametrize("character", ["+", "/", "="])
+def test_standard_base64_characters_and_padding_are_refused_in_every_segment(
+    where: str, character: str
+) -> None:
+    segments = dict(
+        zip(("header", "payload", "signature"), encode_jwt({"sub": "a"}, RSA).split("."), strict=True)
+    )
+    segments[where] = segments[where][:8] + character + segments[where][9:]
+    with pytest.raises(MalformedToken, match=f"{where} is not valid base64url"):
+        parse_compact(".".join(segments.values()))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"a":1,"a":1}',  # the same value twice: re-encoding drops one, so the fast path declines
+        b'{"a":1,"b":{"c":2,"c":2}}',
+        b'{"aud":"x","aud":"x","sub":"s"}',
+    ],
+)
+def test_duplicate_members_with_equal_values_are_refused_too(payload: bytes) -> None:
+    with pytest.raises(MalformedToken, match="duplicate"):
+        parse_compact(_token({"alg": "RS256"}, payload))
+
+
+@pytest.mark.parametrize(
+    ("payload", "claims"),
+    [
+        (b'{"name":"Ren\\u00e9e"}', {"name": "Renée"}),  # escaped non-ASCII, as .NET writes it
+        (b'{"url":"https:\\/\\/x"}', {"url": "https://x"}),  # escaped solidus
+        (b'{"big":18446744073709551615,"small":-9223372036854775808}', {"big": 2**64 - 1, "small": -(2**63)}),
+        (b'{"f":1.5e3,"n":-0}', {"f": 1500.0, "n": 0}),
+        ('{"name":"Renée"}'.encode(), {"name": "Renée"}),
+    ],
+)
+def test_valid_json_the_fast_decoder_declines_is_decoded_by_the_strict_one(
+    payload: bytes, claims: dict[str, object]
+) -> None:
+    assert parse_compact(_token({"alg": "RS256"}, payload)).payload == claims
 
 
 @pytest.mark.parametrize(
@@ -57,6 +100,11 @@ def test_changing_a_parsed_header_does_not_affect_the_next_token() -> None:
         (b'{"exp":NaN}', "JSON"),
         (b'{"exp":Infinity}', "JSON"),
         (b'{"exp":-Infinity}', "JSON"),
+        (b'{"exp":1e400}', "JSON"),  # would be infinity: a token that never expires
+        (b'{"a":1,"exp":-1e400}', "JSON"),
+        (b' {"exp":1E999} ', "JSON"),  # the strict decoder's path (whitespace around)
+        (b'{"exp":100000000000000000000000000000}', "JSON"),  # beyond 64 bits: never expires either
+        (b'{"n":-9223372036854775809}', "JSON"),
         (b'{"a":1} x', "JSON"),
         (b'{"a":1}{"b":2}', "JSON"),
         (b"", "JSON"),

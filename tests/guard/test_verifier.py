@@ -3,17 +3,18 @@ builds, required claims, the injectable clock, and the cache of verified tokens.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from tests._support.oidc_issuer import TestIssuer
 from tests.guard.conftest import AUDIENCE, OTHER_TENANT, TENANT, FakeClock, guard_config
 
-from keyless.errors import ClaimError, InvalidSignature, TokenExpired
+from keyless.errors import ClaimError, InvalidSignature, TokenExpired, VerificationError
 from keyless.guard import Identity, IssuerUnavailable, TokenCache, Verifier
-from keyless.jose import KeySet
+from keyless.jose import KeySet, PublicKey, Signer
 from keyless.trust import IssuerKeyCache
 
 CLIENT_ID = "6f2f3a1e-52a5-4c1e-9d1f-0b5b6c2d9e11"
@@ -287,7 +288,7 @@ def test_token_cache_is_bounded_least_recently_used_first() -> None:
 def test_token_cache_keys_are_hashes_not_tokens() -> None:
     cache = TokenCache(4)
     cache.put("secret.token.value", Identity("s", "i", None, None, None, (), (), None, 2e9, {}, "x"))
-    assert all(len(key) == 32 and b"secret" not in key for key in cache._entries)
+    assert all(len(key) == 32 and b"secret" not in key for key in cache.entries)
 
 
 async def test_verifier_shares_a_key_cache_and_leaves_it_open(
@@ -300,3 +301,50 @@ async def test_verifier_shares_a_key_cache_and_leaves_it_open(
             await two.verify(issuer.mint(aud=AUDIENCE))
         assert issuer.requests[issuer.jwks_path] == 1
         assert keys.issuers == [issuer.url]
+
+
+# -- the inline claims path ------------------------------------------------------------------------
+
+_NOW = 1_800_000_000.0
+_CLAIM_GRID: dict[str, list[object]] = {
+    "exp": [_NOW + 600, _NOW - 60, _NOW - 61, _NOW - 60.5, int(_NOW) + 1, None, "soon", True],
+    "nbf": [None, _NOW - 300, _NOW + 60, _NOW + 61, float(_NOW), "now", False],
+    "aud": [AUDIENCE, "api://other", [AUDIENCE], ["api://other"], [], None, 7],
+    "sub": ["caller", "", None, 3],
+}
+
+
+def _outcome(check: Callable[..., Identity], *args: object) -> object:
+    try:
+        return check(*args)
+    except VerificationError as exc:  # the refusal itself is the outcome compared
+        return (type(exc).__name__, exc.code, str(exc))
+
+
+@pytest.mark.parametrize("key_extra", [{}, {"issuer": "http://127.0.0.1:1"}])
+@pytest.mark.parametrize("required", [(), (("sub", "caller"),)])
+async def test_the_inline_claims_path_agrees_with_the_checks_one_by_one(
+    key_extra: dict[str, str], required: tuple[tuple[str, str], ...]
+) -> None:
+    """check_claims decides the common case inline: for every combination of exp/nbf/aud/sub around
+    the window's edges and of wrong types, it gives what the ordered checks give (identity or error)."""
+    issuer_url = "http://127.0.0.1:1"
+    config = guard_config(
+        issuers=[{"kind": "oidc", "issuer": issuer_url}],
+        leeway=60,
+        required_claims=dict(required),
+    )
+    key = PublicKey(Signer.generate("ES256").public_key().key, kid="k", extra=key_extra)
+    async with Verifier(config) as verifier:
+        trusted = verifier.issuers.resolve({"iss": issuer_url})
+        names = list(_CLAIM_GRID)
+        accepted = 0
+        for values in itertools.product(*_CLAIM_GRID.values()):
+            payload = {"iss": issuer_url} | {
+                n: v for n, v in zip(names, values, strict=True) if v is not None
+            }
+            inline = _outcome(verifier.check_claims, payload, trusted, key, _NOW)
+            ordered = _outcome(verifier.check_claims_in_order, payload, trusted, key, _NOW)
+            assert inline == ordered, payload
+            accepted += isinstance(inline, Identity)
+    assert accepted > 0

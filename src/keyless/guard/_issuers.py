@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from keyless.errors import ClaimError, ConfigurationError
@@ -58,10 +58,10 @@ class TrustedIssuer:
     version: int | None = None
     # Values a signing key's own ``issuer`` member may take (after ``{tenantid}`` is substituted).
     key_issuers: frozenset[str] = frozenset()
+    kind: str = field(init=False, compare=False)  # config.kind, kept at hand for every request
 
-    @property
-    def kind(self) -> str:
-        return self.config.kind
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", self.config.kind)
 
 
 def audience_set(audiences: Iterable[str]) -> frozenset[str]:

@@ -20,9 +20,12 @@ import hashlib
 import json
 import json.scanner
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NamedTuple, NoReturn
 
+import orjson
+import pybase64
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -46,66 +49,78 @@ DEFAULT_MAX_TOKEN = 16 * 1024
 # MSAL's certificate assertions carry the whole chain in x5c: 8 KiB fits real chains.
 DEFAULT_MAX_HEADER = 8 * 1024
 
-# base64url -> standard alphabet, with every character that is not base64url ("+", "/", "=")
-# mapped to "!" so that the strict decoder refuses it.
-_TO_STD = bytes.maketrans(b"-_+/=", b"+/!!!")
+_INF = float("inf")
 _PADDING = (b"", b"", b"==", b"=")  # by len % 4; a remainder of 1 is never valid
 _JSON_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _JSON_WHITESPACE = " \t\n\r"
+_urlsafe_b64decode = pybase64.b64decode  # (data, altchars, validate)
+_URLSAFE = b"-_"
+_EQUALS, _PLUS, _SLASH = b"=+/"
+_orjson_loads = orjson.loads
+_orjson_dumps = orjson.dumps
+
+
+class _Header(NamedTuple):
+    """A checked header (read-only), with its ``alg`` and ``kid`` picked out once."""
+
+    fields: Mapping[str, Any]
+    alg: str
+    kid: str | None
+
 
 # The checked header of a short header segment, so that the common case costs one dict lookup.
 # Bounded; cleared (atomically, so safe across threads) when full.
-_HEADER_CACHE: dict[bytes, dict[str, Any]] = {}
+_HEADER_CACHE: dict[bytes, _Header] = {}
 _HEADER_CACHE_SIZE = 256
 _HEADER_CACHE_MAX_SEGMENT = 1024
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedJWS:
-    """A structurally valid compact JWS whose signature has not been checked yet."""
+    """A structurally valid compact JWS whose signature has not been checked yet.
+
+    ``header`` is read-only: one checked header is shared by every token that carries it. ``alg``
+    and ``kid`` (``None`` unless text) come from it.
+    """
 
     header: Mapping[str, Any]
     payload: Mapping[str, Any]
     signing_input: bytes
     signature: bytes
+    alg: str = field(init=False, compare=False)
+    kid: str | None = field(init=False, compare=False)
 
-    @property
-    def alg(self) -> str:
-        return str(self.header["alg"])
-
-    @property
-    def kid(self) -> str | None:
-        kid = self.header.get("kid")
-        return kid if isinstance(kid, str) else None
+    def __post_init__(self) -> None:
+        alg, kid = self.header.get("alg"), self.header.get("kid")
+        object.__setattr__(self, "alg", "" if alg is None else str(alg))
+        object.__setattr__(self, "kid", kid if isinstance(kid, str) else None)
 
 
-# A frozen dataclass's __init__ sets each field through object.__setattr__; the parser fills the
+# A frozen dataclass's __init__ sets each field through object.__setattr__; parse_compact fills the
 # slots directly instead (same object, half the cost).
 _new = object.__new__
 _SET_HEADER = vars(ParsedJWS)["header"].__set__
 _SET_PAYLOAD = vars(ParsedJWS)["payload"].__set__
 _SET_SIGNING_INPUT = vars(ParsedJWS)["signing_input"].__set__
 _SET_SIGNATURE = vars(ParsedJWS)["signature"].__set__
-
-
-def _parsed(
-    header: dict[str, Any], payload: dict[str, Any], signing_input: bytes, signature: bytes
-) -> ParsedJWS:
-    parsed: ParsedJWS = _new(ParsedJWS)
-    _SET_HEADER(parsed, header)
-    _SET_PAYLOAD(parsed, payload)
-    _SET_SIGNING_INPUT(parsed, signing_input)
-    _SET_SIGNATURE(parsed, signature)
-    return parsed
+_SET_ALG = vars(ParsedJWS)["alg"].__set__
+_SET_KID = vars(ParsedJWS)["kid"].__set__
 
 
 def _b64decode(segment: bytes, what: str) -> bytes:
-    """Strict, unpadded base64url (RFC 7515 §2): any other character or padding is refused."""
+    """Strict, unpadded base64url (RFC 7515 §2): any other character or padding is refused.
+
+    pybase64's SIMD decoder with ``validate`` refuses everything outside the alphabet except the
+    standard alphabet's ``+`` and ``/`` (its ``altchars`` are added, not substituted) and ``=``
+    padding: those are refused here first.
+    """
     remainder = len(segment) % 4
-    if remainder == 1:
+    # Byte values, not b"=": ``bytes in bytes`` first tries the needle as an int and formats a
+    # TypeError, ten times the cost of the search.
+    if remainder == 1 or _EQUALS in segment or _PLUS in segment or _SLASH in segment:
         raise MalformedToken(f"{what} is not valid base64url")
     try:
-        return binascii.a2b_base64(segment.translate(_TO_STD) + _PADDING[remainder], strict_mode=True)
+        return _urlsafe_b64decode(segment + _PADDING[remainder], _URLSAFE, True)  # positional: faster
     except (binascii.Error, ValueError):
         raise MalformedToken(f"{what} is not valid base64url") from None
 
@@ -126,13 +141,55 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _bounded_int(text: str) -> int:
+    """A JSON integer within 64 bits (orjson's range); a larger one is refused, since no claim needs
+    it and an ``exp`` of ``10**30`` would never come."""
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent; one too large for a float (``1e400``) is refused,
+    since it would become infinity (an ``exp`` that never comes). orjson refuses these as well."""
+    value = float(text)
+    if value in (_INF, -_INF):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 # The C scanner, called directly: json.loads adds two regex matches for surrounding whitespace.
-_JSON_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constants)
+_JSON_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_members,
+    parse_constant=_no_constants,
+    parse_float=_finite_float,
+    parse_int=_bounded_int,
+)
 _SCAN: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(_JSON_DECODER)  # type: ignore[arg-type]
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    """Decode a JSON object from strict UTF-8; duplicate member names (at any depth) are refused."""
+    """Decode a JSON object from strict UTF-8; duplicate member names (at any depth) are refused.
+
+    Fast path: orjson (strict RFC 8259: UTF-8, no ``NaN``, no trailing data), accepted only when
+    re-encoding the result gives back exactly ``raw``. That proves there were no duplicate members,
+    since orjson keeps the last of duplicates and the re-encoding would then be shorter. Compact
+    tokens (what Entra, Google and keyless issue) take it; anything else (whitespace, escapes, big
+    numbers, duplicates, errors) is decided by the strict standard-library decoder below.
+    """
+    try:
+        value = _orjson_loads(raw)
+    except ValueError:  # orjson.JSONDecodeError is a ValueError
+        pass
+    else:
+        if type(value) is dict and _orjson_dumps(value) == raw:
+            return value
+    return _json_object_strict(raw, what)
+
+
+def _json_object_strict(raw: bytes, what: str) -> dict[str, Any]:
+    """The standard-library decoder with duplicate members and non-standard constants refused."""
     try:
         text = raw.decode("utf-8")
         try:
@@ -167,36 +224,38 @@ def _check_header(header: Mapping[str, Any]) -> None:
         raise MalformedToken("nested tokens (cty JWT) are not accepted")
 
 
-def _header(segment: bytes, max_header: int) -> dict[str, Any]:
-    """The checked header of ``segment`` (a fresh dict: callers may change it)."""
+def _header(segment: bytes, max_header: int) -> _Header:
+    """The checked header of ``segment`` (read-only, so that one copy serves every token)."""
     if len(segment) > max_header:
         raise MalformedToken(f"token header is larger than {max_header} bytes")
     cached = _HEADER_CACHE.get(segment)
     if cached is not None:
-        return cached.copy()
+        return cached
     header = _json_object(_b64decode(segment, "header"), "header")
     _check_header(header)
+    kid = header.get("kid")
+    checked = _Header(MappingProxyType(header), header["alg"], kid if type(kid) is str else None)
     if len(segment) <= _HEADER_CACHE_MAX_SEGMENT:
         if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
             _HEADER_CACHE.clear()
-        _HEADER_CACHE[segment] = header.copy()
-    return header
+        _HEADER_CACHE[segment] = checked
+    return checked
 
 
-def _split(token: str) -> list[bytes]:
-    try:
-        parts = token.encode("ascii").split(b".")
-    except UnicodeEncodeError:
-        parts = []
-    if len(parts) == 3:
-        return parts
+def _refuse_shape(token: str) -> NoReturn:
+    """Raise the ``MalformedToken`` that says why ``token`` is not three base64url segments.
+
+    (Called when the token is not ASCII, has other than three parts, or holds ``=``, ``+`` or ``/``.)
+    """
     texts = token.split(".")
     if len(texts) == 5:
         raise MalformedToken("encrypted tokens (JWE) are not accepted")
     if len(texts) != 3:
         raise MalformedToken("token is not a compact JWS (three dot-separated parts)")
-    what = next(w for t, w in zip(texts, ("header", "payload", "signature"), strict=True) if not t.isascii())
-    raise MalformedToken(f"{what} is not valid base64url")
+    for text, what in zip(texts, ("header", "payload", "signature"), strict=True):
+        if not text.isascii() or "=" in text or "+" in text or "/" in text:
+            raise MalformedToken(f"{what} is not valid base64url")
+    raise AssertionError("unreachable: the token has three base64url-shaped parts")  # pragma: no cover
 
 
 def parse_compact(
@@ -205,19 +264,48 @@ def parse_compact(
     max_size: int = DEFAULT_MAX_TOKEN,
     max_header: int = DEFAULT_MAX_HEADER,
 ) -> ParsedJWS:
-    """Split and decode a compact JWS; every structural problem raises ``MalformedToken``."""
-    if not isinstance(token, str):
+    """Split and decode a compact JWS; every structural problem raises ``MalformedToken``.
+
+    On every uncached request: the split, the header cache, the payload's and signature's decoding
+    and the result's construction are inline.
+    """
+    if type(token) is not str:
         raise MalformedToken("token must be text")
     if len(token) > max_size:
         raise MalformedToken(f"token is larger than {max_size} bytes")
-    header_b64, payload_b64, signature_b64 = _split(token)
-    header = _header(header_b64, max_header)
-    payload = _json_object(_b64decode(payload_b64, "payload"), "payload")
-    signature = _b64decode(signature_b64, "signature")
+    data = token.encode("ascii") if token.isascii() else b""
+    parts = data.split(b".")
+    if len(parts) != 3 or _EQUALS in data or _PLUS in data or _SLASH in data:
+        _refuse_shape(token)
+    header_b64, payload_b64, signature_b64 = parts
+    header = _HEADER_CACHE.get(header_b64)
+    if header is None or len(header_b64) > max_header:
+        header = _header(header_b64, max_header)
+    # _b64decode and _json_object, inline (the characters were checked above for the whole token).
+    try:
+        raw = _urlsafe_b64decode(payload_b64 + _PADDING[len(payload_b64) % 4], _URLSAFE, True)
+    except ValueError:  # binascii.Error
+        raise MalformedToken("payload is not valid base64url") from None
+    try:
+        payload = _orjson_loads(raw)
+    except ValueError:  # orjson.JSONDecodeError
+        payload = None
+    if type(payload) is not dict or _orjson_dumps(payload) != raw:
+        payload = _json_object_strict(raw, "payload")
+    try:
+        signature = _urlsafe_b64decode(signature_b64 + _PADDING[len(signature_b64) % 4], _URLSAFE, True)
+    except ValueError:
+        raise MalformedToken("signature is not valid base64url") from None
     if not signature:
         raise MalformedToken("token has no signature")
-    signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
-    return _parsed(header, payload, signing_input, signature)
+    parsed: ParsedJWS = _new(ParsedJWS)
+    _SET_HEADER(parsed, header.fields)
+    _SET_ALG(parsed, header.alg)
+    _SET_KID(parsed, header.kid)
+    _SET_PAYLOAD(parsed, payload)
+    _SET_SIGNING_INPUT(parsed, data[: len(header_b64) + 1 + len(payload_b64)])
+    _SET_SIGNATURE(parsed, signature)
+    return parsed
 
 
 # -- signature checks ----------------------------------------------------------------------------------
@@ -299,26 +387,6 @@ def _fast_verifiers() -> dict[str, Verify]:
 _VERIFY: dict[str, Verify] = {alg: spec.verify for alg, spec in ALGORITHMS.items()}
 _VERIFY.update(_fast_verifiers())
 
-# Candidate keys per key set and (kid, alg). Key sets are immutable; only kids the set holds are
-# remembered, and at most _CANDIDATE_SETS sets (the entry keeps its set, so ids are not reused).
-_CANDIDATES: dict[int, tuple[KeySet, dict[tuple[str | None, str], list[PublicKey]]]] = {}
-_CANDIDATE_SETS = 64
-
-
-def _candidates(keys: KeySet, kid: str | None, alg: str) -> list[PublicKey]:
-    entry = _CANDIDATES.get(id(keys))
-    if entry is None or entry[0] is not keys:
-        if len(_CANDIDATES) >= _CANDIDATE_SETS:
-            _CANDIDATES.clear()
-        entry = _CANDIDATES[id(keys)] = (keys, {})
-    memo = entry[1]
-    found = memo.get((kid, alg))
-    if found is None:
-        found = keys.candidates(kid, alg)
-        if kid is None or keys.has_kid(kid):
-            memo[(kid, alg)] = found
-    return found
-
 
 def verify_signature(
     parsed: ParsedJWS,
@@ -331,18 +399,13 @@ def verify_signature(
     The algorithm must be in ``algorithms`` (the caller's allow-list) and fit the key's type, so an
     RSA public key can never be used as an HMAC secret.
     """
-    header = parsed.header
-    alg = header.get("alg")
-    if type(alg) is not str:
-        alg = str(alg)
-    verify = _VERIFY.get(alg)
-    if verify is None or alg not in algorithms:
+    alg = parsed.alg
+    if alg not in algorithms or alg not in _VERIFY:
         allowed = ", ".join(sorted(algorithms))
         raise UnsupportedAlgorithm(f"algorithm {alg!r} is not allowed (allowed: {allowed})")
-    kid = header.get("kid")
-    if type(kid) is not str:
-        kid = None
-    candidates = _candidates(keys, kid, alg)
+    verify = _VERIFY[alg]
+    kid = parsed.kid
+    candidates = keys.candidates(kid, alg)
     if not candidates:
         if kid is not None and not keys.has_kid(kid):
             raise UnknownKey(f"no key with kid {kid!r} in the issuer's key set")

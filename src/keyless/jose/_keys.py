@@ -159,6 +159,9 @@ class KeySet:
         for key in self._keys:
             by_kid.setdefault(key.kid, []).append(key)
         self._by_kid = {kid: tuple(found) for kid, found in by_kid.items()}
+        # candidates() per (kid, alg) for kids this set holds (and no kid): bounded by the set's kids
+        # times the algorithms callers allow, since only allowed algorithms are looked up.
+        self._memo: dict[tuple[str | None, str], tuple[PublicKey, ...]] = {}
 
     @classmethod
     def from_jwks(cls, jwks: Mapping[str, Any], *, max_keys: int = 100) -> KeySet:
@@ -176,13 +179,18 @@ class KeySet:
                 continue
         return cls(keys)
 
-    def candidates(self, kid: str | None, alg: str) -> list[PublicKey]:
+    def candidates(self, kid: str | None, alg: str) -> tuple[PublicKey, ...]:
         """Keys that may have signed a token with this ``kid`` and ``alg``.
 
         A token without ``kid`` may be checked against every key that fits the algorithm.
         """
-        pool: Iterable[PublicKey] = self._keys if kid is None else self._by_kid.get(kid, ())
-        return [k for k in pool if k.can_verify(alg)]
+        found = self._memo.get((kid, alg))
+        if found is None:
+            pool: Iterable[PublicKey] = self._keys if kid is None else self._by_kid.get(kid, ())
+            found = tuple(k for k in pool if k.can_verify(alg))
+            if (kid is None or kid in self._by_kid) and alg in ALGORITHMS:
+                self._memo[(kid, alg)] = found
+        return found
 
     def has_kid(self, kid: str) -> bool:
         return kid in self._by_kid
