@@ -8,6 +8,7 @@ Every class has a stable ``code`` that scripts and tests can rely on::
     |   +-- NotFound                      not_found
     |   +-- AlreadyExists                 already_exists
     |   +-- Conflict                      conflict              compare-and-swap lost a race
+    |   +-- LimitReached                  limit_reached         a per-parent limit is full
     +-- TransportError                    transport             network trouble; ``retryable``
     +-- VerificationError                 verification_failed   a token was refused; ``reason``
     |   +-- MalformedToken                malformed
@@ -22,8 +23,8 @@ Every class has a stable ``code`` that scripts and tests can rely on::
                                                                 ``status``, ``aadsts`` (int or None),
                                                                 ``detail`` (the exact reason, for admins)
 
-Storage raises only ``NotFound`` / ``AlreadyExists`` / ``Conflict``. Verification errors carry a
-machine ``code`` and a human ``reason``; never the token itself.
+Storage raises only ``NotFound`` / ``AlreadyExists`` / ``Conflict`` / ``LimitReached``. Verification
+errors carry a machine ``code`` and a human ``reason``; never the token itself.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "Conflict",
     "InvalidSignature",
     "KeylessError",
+    "LimitReached",
     "MalformedToken",
     "NotFound",
     "OAuthError",
@@ -80,6 +82,16 @@ class Conflict(StorageError):
     """An update lost a compare-and-swap race: re-read and try again."""
 
     code = "conflict"
+
+
+class LimitReached(StorageError):
+    """A create would pass a per-parent limit (federated credentials per application): ``limit``."""
+
+    code = "limit_reached"
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class TransportError(KeylessError):

@@ -32,7 +32,7 @@ from keyless.authority.model import (
     valid_fic_name,
 )
 from keyless.authority.store._protocol import Store
-from keyless.errors import ConfigurationError, NotFound
+from keyless.errors import ConfigurationError, LimitReached, NotFound
 from keyless.jose import load_certificate, x5t_sha1, x5t_sha256
 
 __all__ = ["DirectoryAdmin", "NewSecret"]
@@ -274,13 +274,13 @@ class DirectoryAdmin:
             created_at=self._clock(),
         )
         check_fic(fic)
-        tenant = self.store.get_tenant(app.tenant_id)
-        if len(self.store.list_fics(app.object_id)) >= tenant.max_fics_per_app:
+        try:
+            created = self.store.create_fic(fic)  # the store counts against the limit atomically
+        except LimitReached as exc:
             raise _invalid(
-                f"application {app.display_name!r} already has {tenant.max_fics_per_app} federated identity "
+                f"application {app.display_name!r} already has {exc.limit} federated identity "
                 "credentials (the limit per application)"
-            )
-        created = self.store.create_fic(fic)
+            ) from None
         self._changed()
         return created
 

@@ -31,7 +31,7 @@ from keyless.authority.model import (
     new_id,
 )
 from keyless.authority.store import SqlStore, Store
-from keyless.errors import AlreadyExists, Conflict, NotFound
+from keyless.errors import AlreadyExists, Conflict, LimitReached, NotFound
 
 # -- backends ------------------------------------------------------------------------------------
 
@@ -560,6 +560,39 @@ def test_delete_fic_of_another_application_raises_not_found(
     other = store.create_application(an_application(tenant))
     with pytest.raises(NotFound):
         store.delete_fic(other.object_id, fic.id)
+
+
+def test_fics_past_the_tenants_limit_raise_limit_reached(
+    store: SqlStore, tenant: Tenant, app: Application
+) -> None:
+    fics = [store.create_fic(a_fic(app)) for _ in range(tenant.max_fics_per_app)]
+    revision = store.revision()
+    with pytest.raises(LimitReached) as refused:
+        store.create_fic(a_fic(app))
+    assert refused.value.limit == tenant.max_fics_per_app == 7
+    assert store.revision() == revision  # nothing was written
+    store.delete_fic(app.object_id, fics[0].id)
+    store.create_fic(a_fic(app))
+    assert len(store.list_fics(app.object_id)) == 7
+
+
+def test_concurrent_fic_creates_never_pass_the_limit(
+    store: SqlStore, tenant: Tenant, app: Application
+) -> None:
+    for _ in range(tenant.max_fics_per_app - 2):
+        store.create_fic(a_fic(app))
+
+    def create() -> bool:
+        try:
+            store.create_fic(a_fic(app))
+        except LimitReached:
+            return False
+        return True
+
+    results = _race(12, create)
+
+    assert results.count(True) == 2
+    assert len(store.list_fics(app.object_id)) == tenant.max_fics_per_app
 
 
 # -- signing keys and admin keys -----------------------------------------------------------------

@@ -1,11 +1,13 @@
 """The storage contract every backend fulfils (tests/authority/store/test_conformance.py pins it).
 
 Rules:
-- Only ``NotFound``, ``AlreadyExists`` and ``Conflict`` are raised on purpose.
+- Only ``NotFound``, ``AlreadyExists``, ``Conflict`` and ``LimitReached`` are raised on purpose.
 - ``update_*`` is compare-and-swap: it succeeds only if the stored ``version`` equals the given
   object's ``version``, and stores the object with ``version + 1`` (returned).
 - ``revision()`` is a counter bumped by every write; the in-process directory cache polls it to
   know when to reload (so a write on one node is seen by the others).
+- ``create_fic`` refuses (``LimitReached``) a credential past its tenant's ``max_fics_per_app``;
+  the count and the insert are one atomic step, so concurrent creates cannot pass the limit.
 - Deleting a tenant deletes everything in it; deleting an application deletes its credentials,
   federated credentials and role assignments (both as client and as resource).
 """

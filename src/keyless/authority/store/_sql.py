@@ -21,6 +21,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     or_,
     select,
@@ -57,7 +58,14 @@ from keyless.authority.store._tables import (
     tenant_domains,
     tenants,
 )
-from keyless.errors import AlreadyExists, ConfigurationError, Conflict, NotFound, StorageError
+from keyless.errors import (
+    AlreadyExists,
+    ConfigurationError,
+    Conflict,
+    LimitReached,
+    NotFound,
+    StorageError,
+)
 
 __all__ = ["SqlStore", "create_store_engine"]
 
@@ -179,12 +187,21 @@ class SqlStore:
     # -- plumbing --------------------------------------------------------------------------------
 
     @contextmanager
-    def _writing(self, subject: str) -> Iterator[Connection]:
-        """One write transaction that bumps the revision on success."""
+    def _writing(self, subject: str, *, serialized: bool = False) -> Iterator[Connection]:
+        """One write transaction that bumps the revision on success.
+
+        ``serialized`` bumps it first instead: that write takes the store's write lock (the one
+        ``meta`` row in PostgreSQL, the database in SQLite) before anything is read, so a
+        read-then-write (a count against a limit) cannot interleave with another one.
+        """
+        bump = update(meta).values(revision=meta.c.revision + 1)
         try:
             with self._engine.begin() as conn:
+                if serialized:
+                    conn.execute(bump)
                 yield conn
-                conn.execute(update(meta).values(revision=meta.c.revision + 1))
+                if not serialized:
+                    conn.execute(bump)
         except IntegrityError as exc:
             error = _storage_error(exc, subject)
             if error is None:
@@ -348,8 +365,25 @@ class SqlStore:
     # -- federated identity credentials ----------------------------------------------------------
 
     def create_fic(self, fic: FederatedIdentityCredential) -> FederatedIdentityCredential:
+        fics = federated_identity_credentials
         subject = f"federated credential {fic.name!r}"
-        self._insert(federated_identity_credentials, m.fic_row(fic), subject)
+        limit_of_app = (
+            select(tenants.c.max_fics_per_app)
+            .select_from(applications.join(tenants, applications.c.tenant_id == tenants.c.id))
+            .where(applications.c.object_id == fic.application_id)
+        )
+        of_app = select(func.count()).select_from(fics).where(fics.c.application_id == fic.application_id)
+        with self._writing(subject, serialized=True) as conn:
+            limit = conn.execute(limit_of_app).scalar()
+            if limit is None:
+                raise NotFound(f"{subject} refers to a tenant or application that does not exist")
+            if conn.execute(of_app).scalar_one() >= limit:
+                raise LimitReached(
+                    f"application {fic.application_id} already has {limit} federated identity "
+                    "credentials (its tenant's limit per application)",
+                    limit=limit,
+                )
+            conn.execute(insert(fics).values(m.fic_row(fic)))
         return fic
 
     def list_fics(self, application_id: str) -> list[FederatedIdentityCredential]:
