@@ -1,5 +1,6 @@
 """``make bench``: every benchmark in one run, each printing its figures as ratios against the raw
-`cryptography` ceiling it measures itself (load comes from second processes on loopback)."""
+`cryptography` ceiling it measures itself (load comes from second processes on loopback); the
+directory bench, which does no crypto, prints absolute times."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ BENCHES = [
     ("metadata", ["bench.bench_metadata", "--seconds", "5"]),
     ("guard", ["bench.bench_guard", "--seconds", "3"]),
     ("credential", ["bench.bench_credential"]),
+    ("directory", ["bench.bench_directory"]),
 ]
 
 

@@ -1,6 +1,7 @@
 """The in-process directory: an immutable snapshot of everything the token path reads.
 
-The token endpoint never queries the database: it reads a ``Directory`` built from the store.
+The token endpoint never queries the database: it reads a ``Directory`` built from the store's
+``snapshot()`` (one consistent read, one query per table, whatever the directory's size).
 ``DirectoryCache`` rebuilds the snapshot when the store's ``revision()`` moves (polled, so writes
 on other nodes are seen within the poll interval) and at once after writes made in-process.
 Private signing keys are unsealed once per snapshot, not per request.
@@ -11,8 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from keyless.authority._signing import KeyManager, current_signer_record, published_records
 from keyless.authority.model import (
@@ -30,6 +33,7 @@ from keyless.jose import KeySet, PublicKey, Signer
 __all__ = ["AppView", "Directory", "DirectoryCache", "TenantView", "load_directory"]
 
 log = logging.getLogger("keyless.directory")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,41 +133,73 @@ def _role_map(
     return {pair: tuple(sorted(values)) for pair, values in granted.items()}
 
 
-def _tenant_view(store: Store, keys: KeyManager, tenant: Tenant) -> TenantView:
-    views = [
-        AppView(
+def _grouped(items: Iterable[T], key: Callable[[T], str]) -> dict[str, list[T]]:
+    """``items`` by ``key``, each group in the order the items came in."""
+    groups: dict[str, list[T]] = defaultdict(list)
+    for item in items:
+        groups[key(item)].append(item)
+    return groups
+
+
+@dataclass(frozen=True, slots=True)
+class _Credentials:
+    """A snapshot's credentials, by the object id of their application."""
+
+    secrets: dict[str, list[ClientSecret]]
+    certificates: dict[str, list[Certificate]]
+    fics: dict[str, list[FederatedIdentityCredential]]
+
+    def view(self, app: Application) -> AppView:
+        key = app.object_id
+        return AppView(
             app=app,
-            secrets=tuple(store.list_secrets(app.object_id)),
-            certificates=tuple(store.list_certificates(app.object_id)),
-            fics=tuple(store.list_fics(app.object_id)),
+            secrets=tuple(self.secrets.get(key, ())),
+            certificates=tuple(self.certificates.get(key, ())),
+            fics=tuple(self.fics.get(key, ())),
         )
-        for app in store.list_applications(tenant.id)
-    ]
+
+
+def _tenant_view(
+    tenant: Tenant,
+    views: list[AppView],
+    assignments: list[AppRoleAssignment],
+    signing: list[SigningKeyRecord],
+    keys: KeyManager,
+) -> TenantView:
     by_uri: dict[str, AppView] = {}
     for view in views:
         for uri in view.app.identifier_uris:
             by_uri[uri] = view
             by_uri.setdefault(uri.rstrip("/"), view)
-    signing = tuple(_SigningKey(r, keys.signer(r)) for r in store.list_signing_keys(tenant.id))
     return TenantView(
         tenant=tenant,
         apps_by_app_id={v.app.app_id.lower(): v for v in views},
         apps_by_sp_id={v.app.service_principal_id: v for v in views},
         resources_by_uri=by_uri,
-        roles_by_pair=_role_map(views, store.list_role_assignments(tenant.id)),
-        signing_keys=signing,
+        roles_by_pair=_role_map(views, assignments),
+        signing_keys=tuple(_SigningKey(r, keys.signer(r)) for r in signing),
     )
 
 
 def load_directory(store: Store, keys: KeyManager) -> Directory:
-    revision = store.revision()
+    """Build the snapshot from one consistent read of the store (a fixed number of queries)."""
+    rows = store.snapshot()
+    credentials = _Credentials(
+        secrets=_grouped(rows.secrets, lambda r: r.application_id),
+        certificates=_grouped(rows.certificates, lambda r: r.application_id),
+        fics=_grouped(rows.fics, lambda r: r.application_id),
+    )
+    apps = _grouped(rows.applications, lambda a: a.tenant_id)
+    assignments = _grouped(rows.role_assignments, lambda a: a.tenant_id)
+    signing = _grouped(rows.signing_keys, lambda k: k.tenant_id)
     tenants: dict[str, TenantView] = {}
-    for tenant in store.list_tenants():
-        view = _tenant_view(store, keys, tenant)
+    for tenant in rows.tenants:
+        views = [credentials.view(app) for app in apps.get(tenant.id, ())]
+        view = _tenant_view(tenant, views, assignments.get(tenant.id, []), signing.get(tenant.id, []), keys)
         tenants[tenant.id.lower()] = view
         for domain in tenant.domains:
             tenants[domain.lower()] = view
-    return Directory(revision=revision, tenants=tenants, loaded_at=time.time())
+    return Directory(revision=rows.revision, tenants=tenants, loaded_at=time.time())
 
 
 class DirectoryCache:

@@ -595,6 +595,34 @@ def test_concurrent_fic_creates_never_pass_the_limit(
     assert len(store.list_fics(app.object_id)) == tenant.max_fics_per_app
 
 
+def test_snapshot_holds_what_the_list_calls_return_at_its_revision(store: SqlStore, tenant: Tenant) -> None:
+    other = store.create_tenant(a_tenant())
+    apps = [store.create_application(an_application(t)) for t in (tenant, other, tenant)]
+    for app in apps:
+        store.create_fic(a_fic(app))
+        store.add_secret(a_secret(app))
+    store.add_certificate(a_certificate(apps[0]))
+    store.add_signing_key(a_signing_key(other))
+    assignment = store.create_role_assignment(an_assignment(apps[0], apps[2]))
+
+    snapshot = store.snapshot()
+
+    assert snapshot.revision == store.revision()
+    assert snapshot.tenants == store.list_tenants()
+    for t in snapshot.tenants:
+        assert [a for a in snapshot.applications if a.tenant_id == t.id] == store.list_applications(t.id)
+    assert len(snapshot.applications) == 3
+    for app in apps:
+        of_app = app.object_id
+        assert [f for f in snapshot.fics if f.application_id == of_app] == store.list_fics(of_app)
+        assert [s for s in snapshot.secrets if s.application_id == of_app] == store.list_secrets(of_app)
+        assert [c for c in snapshot.certificates if c.application_id == of_app] == store.list_certificates(
+            of_app
+        )
+    assert snapshot.role_assignments == [assignment]
+    assert snapshot.signing_keys == store.list_signing_keys(tenant.id) + store.list_signing_keys(other.id)
+
+
 # -- signing keys and admin keys -----------------------------------------------------------------
 
 

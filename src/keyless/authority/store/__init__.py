@@ -12,14 +12,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from keyless.authority.store._protocol import Store
+from keyless.authority.store._protocol import Store, StoreSnapshot
 
 if TYPE_CHECKING:
     from keyless.authority.store._migrate import upgrade_to_head
     from keyless.authority.store._redis_once import RedisOneTimeUse
     from keyless.authority.store._sql import SqlStore
 
-__all__ = ["RedisOneTimeUse", "SqlStore", "Store", "upgrade_to_head"]
+__all__ = ["RedisOneTimeUse", "SqlStore", "Store", "StoreSnapshot", "upgrade_to_head"]
 
 _LAZY = {
     "SqlStore": "keyless.authority.store._sql",

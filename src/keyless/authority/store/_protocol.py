@@ -6,6 +6,8 @@ Rules:
   object's ``version``, and stores the object with ``version + 1`` (returned).
 - ``revision()`` is a counter bumped by every write; the in-process directory cache polls it to
   know when to reload (so a write on one node is seen by the others).
+- ``snapshot()`` reads every tenant, application, credential, role assignment and signing key in
+  one consistent read, with the revision it belongs to: a fixed number of queries, whatever the size.
 - ``create_fic`` refuses (``LimitReached``) a credential past its tenant's ``max_fics_per_app``;
   the count and the insert are one atomic step, so concurrent creates cannot pass the limit.
 - Deleting a tenant deletes everything in it; deleting an application deletes its credentials,
@@ -14,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from keyless.authority.model import (
@@ -27,7 +30,21 @@ from keyless.authority.model import (
     Tenant,
 )
 
-__all__ = ["Store"]
+__all__ = ["Store", "StoreSnapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSnapshot:
+    """Every row the token path needs, read at one ``revision`` (each list in its ``list_*`` order)."""
+
+    revision: int
+    tenants: list[Tenant]
+    applications: list[Application]
+    secrets: list[ClientSecret]
+    certificates: list[Certificate]
+    fics: list[FederatedIdentityCredential]
+    role_assignments: list[AppRoleAssignment]
+    signing_keys: list[SigningKeyRecord]
 
 
 class Store(Protocol):
@@ -81,6 +98,10 @@ class Store(Protocol):
 
     def revision(self) -> int:
         """A counter bumped by every write."""
+        ...
+
+    def snapshot(self) -> StoreSnapshot:
+        """Everything the directory snapshot is built from, in one consistent read."""
         ...
 
     def collect_garbage(self, now: float) -> int:

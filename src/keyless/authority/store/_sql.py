@@ -45,6 +45,7 @@ from keyless.authority.model import (
     Tenant,
 )
 from keyless.authority.store import _mapping as m
+from keyless.authority.store._protocol import StoreSnapshot
 from keyless.authority.store._tables import (
     admin_keys,
     applications,
@@ -459,6 +460,43 @@ class SqlStore:
         with self._engine.connect() as conn:
             value = conn.execute(select(meta.c.revision).where(meta.c.id == 1)).scalar()
         return int(value or 0)
+
+    def snapshot(self) -> StoreSnapshot:
+        """One query per table inside one read transaction: PostgreSQL's REPEATABLE READ, SQLite's
+        WAL read snapshot (an explicit BEGIN: the driver starts none for reads)."""
+        with self._engine.connect() as conn:
+            if self._engine.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+            def every(table: Table, convert: Callable[[m.Row], T], *order_by: Any) -> list[T]:
+                return [convert(row) for row in conn.execute(select(table).order_by(*order_by)).mappings()]
+
+            revision = conn.execute(select(meta.c.revision).where(meta.c.id == 1)).scalar()
+            fics = federated_identity_credentials
+            snapshot = StoreSnapshot(
+                revision=int(revision or 0),
+                tenants=every(tenants, m.tenant_from, tenants.c.created_at, tenants.c.id),
+                applications=every(
+                    applications, m.application_from, applications.c.created_at, applications.c.object_id
+                ),
+                secrets=every(
+                    client_secrets, m.secret_from, client_secrets.c.start_at, client_secrets.c.key_id
+                ),
+                certificates=every(
+                    certificates, m.certificate_from, certificates.c.start_at, certificates.c.key_id
+                ),
+                fics=every(fics, m.fic_from, fics.c.created_at, fics.c.id),
+                role_assignments=every(
+                    role_assignments, m.assignment_from, role_assignments.c.created_at, role_assignments.c.id
+                ),
+                signing_keys=every(
+                    signing_keys, m.signing_key_from, signing_keys.c.created_at, signing_keys.c.kid
+                ),
+            )
+            conn.rollback()
+        return snapshot
 
     def collect_garbage(self, now: float) -> int:
         with self._engine.begin() as conn:
