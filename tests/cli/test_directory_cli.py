@@ -182,3 +182,24 @@ def test_keys_rotate_shows_the_new_key_in_the_list(cli: Cli, names: Names) -> No
     rotated = as_json(cli, "keys", "rotate", names.tenant_id, "--publish-delay", "3600")
     assert isinstance(rotated, dict) and rotated["state"] == "pending"
     assert rotated["kid"] in ok(cli, "keys", "list", names.tenant_id)
+
+
+def test_a_remote_authority_with_a_private_ca_needs_keyless_ca_file(
+    live: RunningAuthority, tmp_path: Path
+) -> None:
+    """From another machine (no data directory), the authority's own CA is not known: the CLI says
+    which setting fixes that, then works with it."""
+    elsewhere = Cli(tmp_path)
+    remote = ("tenant", "list", "--url", live.base_url, "--admin-key", live.admin_key(), "--json")
+
+    untrusted = elsewhere(*remote, env={"SSL_CERT_FILE": "", "KEYLESS_CA_FILE": ""})
+    assert untrusted.exit_code == 2
+    assert "is not trusted" in untrusted.stderr and "KEYLESS_CA_FILE" in untrusted.stderr
+
+    trusted = elsewhere(*remote, env={"KEYLESS_CA_FILE": str(live.ca_file)})
+    assert trusted.exit_code == 0, trusted.stderr
+    assert isinstance(json.loads(trusted.stdout), list)
+
+    missing = elsewhere(*remote, env={"KEYLESS_CA_FILE": str(tmp_path / "nope.pem")})
+    assert missing.exit_code == 2
+    assert "not a readable PEM CA bundle" in missing.stderr

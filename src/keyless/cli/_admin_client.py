@@ -35,10 +35,7 @@ class AdminClient:
         try:
             response = self.http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
-            raise TransportError(
-                f"cannot reach the authority at {self.base_url} ({exc.__class__.__name__}); "
-                "is `keyless serve` running? Pass --url for a remote one."
-            ) from None
+            raise _unreachable(self.base_url, exc) from None
         if response.status_code == 401:
             raise ConfigurationError("the admin key was refused: pass --admin-key or set KEYLESS_ADMIN_KEY")
         if response.status_code >= 400:
@@ -75,12 +72,43 @@ def connect(url: str | None, admin_key: str | None, data_dir: Path | None) -> Ad
         raise ConfigurationError(
             f"no admin key: pass --admin-key, set KEYLESS_ADMIN_KEY, or run where {key_file} exists"
         )
-    ca = settings.data_dir / "tls" / "ca.pem"
-    verify: ssl.SSLContext | bool = (
-        ssl.create_default_context(cafile=str(ca)) if ca.exists() and base == local else True
+    http = httpx.Client(
+        headers={"Authorization": f"Bearer {key}"},
+        verify=_trust(settings.data_dir / "tls" / "ca.pem", local=base == local),
+        timeout=30,
     )
-    http = httpx.Client(headers={"Authorization": f"Bearer {key}"}, verify=verify, timeout=30)
     return AdminClient(base, http)
+
+
+def _trust(local_ca: Path, *, local: bool) -> ssl.SSLContext | bool:
+    """``KEYLESS_CA_FILE`` if set; the local authority's own CA for the local URL; else the system's
+    trust store (which httpx extends with ``SSL_CERT_FILE``)."""
+    named = os.environ.get("KEYLESS_CA_FILE")
+    if named:
+        try:
+            return ssl.create_default_context(cafile=named)
+        except (OSError, ssl.SSLError) as exc:
+            problem = f"KEYLESS_CA_FILE={named} is not a readable PEM CA bundle: {exc}"
+            raise ConfigurationError(problem) from None
+    if local and local_ca.exists():
+        return ssl.create_default_context(cafile=str(local_ca))
+    return True
+
+
+def _unreachable(base_url: str, exc: httpx.TransportError) -> KeylessError:
+    """What to tell the user when no answer came: an untrusted certificate is their setting to fix."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return ConfigurationError(
+                f"the certificate of {base_url} is not trusted ({cause.verify_message}): set "
+                "KEYLESS_CA_FILE to the CA that signed it (a keyless authority's is DATA_DIR/tls/ca.pem)"
+            )
+        cause = cause.__cause__ or cause.__context__
+    return Unreachable(
+        f"cannot reach the authority at {base_url} ({exc.__class__.__name__}); "
+        "is `keyless serve` running? Pass --url for a remote one."
+    )
 
 
 class Unreachable(TransportError):
@@ -95,10 +123,7 @@ def call(client: AdminClient, method: str, path: str, **kwargs: Any) -> Any:
     try:
         response = client.http.request(method, url, **kwargs)
     except httpx.TransportError as exc:
-        raise Unreachable(
-            f"cannot reach the authority at {client.base_url} ({exc.__class__.__name__}); "
-            "is `keyless serve` running? Pass --url for a remote one."
-        ) from None
+        raise _unreachable(client.base_url, exc) from None
     status = response.status_code
     if status < 400:
         return response.json() if response.content else None
