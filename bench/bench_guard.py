@@ -1,7 +1,7 @@
 """Guard throughput: token verification against the raw `cryptography` ceiling, and the reverse
 proxy's overhead against calling the upstream directly, under load from a second process.
 
-    .venv/bin/python -m bench.bench_guard [--seconds 2] [--connections 32] [--no-proxy]
+    .venv/bin/python -m bench.bench_guard [--seconds 2] [--connections 32] [--no-proxy] [--workers 1]
 
 Verification figures come from interleaved rounds of about 50 ms (raw, guard uncached, guard cached,
 PyJWT, raw, ...) and keep each one's median round, so that noise from other processes hits all of
@@ -297,9 +297,9 @@ def _measure_load(port: int, token: str, connections: int, seconds: float) -> di
     return result
 
 
-def proxy_overhead(seconds: float, connections: int) -> dict[str, Any]:
-    """Upstream direct vs. through ``keyless guard``: throughput ratio and added latency, with one
-    connection (latency) and with ``connections`` (throughput under load)."""
+def proxy_overhead(seconds: float, connections: int, workers: int = 1) -> dict[str, Any]:
+    """Upstream direct vs. through ``keyless guard --workers N``: throughput ratio and added latency,
+    with one connection (latency) and with ``connections`` (throughput under load)."""
     upstream_port, guard_port = _free_port(), _free_port()
     with TestIssuer() as issuer, tempfile.TemporaryDirectory() as tmp:
         token = issuer.mint(_claims(issuer), lifetime=3600)
@@ -325,6 +325,7 @@ def proxy_overhead(seconds: float, connections: int) -> dict[str, Any]:
             "-c", "from keyless.cli import main; main()",
             "guard", "run", "--upstream", f"http://127.0.0.1:{upstream_port}",
             "--config", str(config), "--port", str(guard_port), "--log-level", "warning",
+            "--workers", str(workers),
         ]  # fmt: skip
         with _server(upstream, upstream_port), _server(guard, guard_port):
             _measure_load(upstream_port, token, connections, min(1.0, seconds / 2))  # warm-up
@@ -347,7 +348,9 @@ def proxy_overhead(seconds: float, connections: int) -> dict[str, Any]:
 # -- report ----------------------------------------------------------------------------------------
 
 
-def run(seconds: float = 2.0, *, connections: int = 32, proxy: bool = True) -> dict[str, Any]:
+def run(
+    seconds: float = 2.0, *, connections: int = 32, proxy: bool = True, workers: int = 1
+) -> dict[str, Any]:
     """Every figure of this benchmark, as a dict (``__main__`` prints it as a table)."""
     rates = verification(seconds * 2)
     ceiling = rates["raw"]
@@ -361,7 +364,7 @@ def run(seconds: float = 2.0, *, connections: int = 32, proxy: bool = True) -> d
         "pyjwt_pct_of_ceiling": 100 * rates["pyjwt"] / ceiling,
     }
     if proxy:
-        result["proxy"] = proxy_overhead(seconds, connections)
+        result["proxy"] = proxy_overhead(seconds, connections, workers)
     return result
 
 
@@ -414,9 +417,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="Measuring time per figure.")
     parser.add_argument("--connections", type=int, default=32, help="Load generator connections.")
     parser.add_argument("--no-proxy", action="store_true", help="Only the verification figures.")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="keyless guard --workers for the proxy figures."
+    )
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON.")
     args = parser.parse_args()
-    result = run(args.seconds, connections=args.connections, proxy=not args.no_proxy)
+    result = run(args.seconds, connections=args.connections, proxy=not args.no_proxy, workers=args.workers)
     print(json.dumps(result, indent=2) if args.json else _table(result))
 
 

@@ -37,6 +37,7 @@ EXPECTED = {
         "Conflict",
         "InvalidSignature",
         "KeylessError",
+        "LimitReached",
         "MalformedToken",
         "NotFound",
         "OAuthError",

@@ -1,6 +1,6 @@
 """``keyless guard``: run the verifying reverse proxy, explain a token, check a configuration.
 
-    keyless guard --upstream http://127.0.0.1:8080 --config guard.yaml --port 8000
+    keyless guard --upstream http://127.0.0.1:8080 --config guard.yaml --port 8000 [--workers 2]
     keyless guard explain "$TOKEN" --config guard.yaml [--method GET --path /blobs/a] [--json]
     keyless guard check --config guard.yaml
 
@@ -37,6 +37,9 @@ _UPSTREAM = typer.Option(
 _HOST = typer.Option("127.0.0.1", "--host", help="Address to listen on.")
 _PORT = typer.Option(8000, "--port", "-p", help="Port to listen on.")
 _LOG_LEVEL = typer.Option("info", "--log-level", help="debug, info, warning or error.")
+_WORKERS = typer.Option(
+    1, "--workers", "-w", min=1, help="Proxy processes, each accepting on its own SO_REUSEPORT socket."
+)
 _MARKS = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skip": "[dim]-[/]"}
 
 
@@ -63,8 +66,12 @@ def _skip_missing_sniffio() -> None:
         sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 
-def _serve(upstream: str | None, config: Path, host: str, port: int, log_level: str) -> None:
+def _serve(upstream: str | None, config: Path, host: str, port: int, log_level: str, workers: int) -> None:
     import uvicorn
+
+    from keyless._net import bind_socket
+    from keyless._workers import run_workers
+    from keyless.guard._proxy import proxy_from_file
 
     _skip_missing_sniffio()
 
@@ -77,16 +84,31 @@ def _serve(upstream: str | None, config: Path, host: str, port: int, log_level: 
         else:
             err().print(f"[bold red]error[/]: {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from None
+    try:
+        sock = bind_socket(host, port)  # without SO_REUSEPORT: a busy port is refused, naming --port
+    except ConfigurationError as exc:
+        _config_problems(exc)
+        raise typer.Exit(EXIT_USAGE) from None
     configure_logging(log_level)  # the access log is keyless.guard.access, at info
-    err().print(f"keyless guard: {host}:{port} -> {proxy.upstream} ({len(settings.issuers)} issuer(s))")
-    uvicorn.run(
-        proxy,
-        host=host,
-        port=port,
+    many = f", {workers} processes" if workers > 1 else ""
+    err().print(f"keyless guard: {host}:{port} -> {proxy.upstream} ({len(settings.issuers)} issuer(s){many})")
+    # The guard writes its own access log, with the decision and its reason.
+    options = {"server_header": False, "lifespan": "on"}
+    if workers == 1:
+        uvicorn.Server(
+            uvicorn.Config(proxy, log_level=log_level, access_log=False, **options)  # type: ignore[arg-type]
+        ).run(sockets=[sock])
+        return
+    sock.close()  # each worker binds its own SO_REUSEPORT socket
+    run_workers(
+        workers,
+        host,
+        port,
+        app_factory=proxy_from_file,
+        factory_args=(upstream, str(config)),
         log_level=log_level,
-        access_log=False,  # the guard writes its own, with the decision and its reason
-        server_header=False,
-        lifespan="on",
+        options=options,
+        name="keyless-guard",
     )
 
 
@@ -98,6 +120,7 @@ def _default(
     host: str = _HOST,
     port: int = _PORT,
     log_level: str = _LOG_LEVEL,
+    workers: int = _WORKERS,
 ) -> None:
     """Without a sub-command: run the proxy (same as ``keyless guard run``)."""
     if ctx.invoked_subcommand is not None:
@@ -105,7 +128,7 @@ def _default(
     if config is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(EXIT_USAGE)
-    _serve(upstream, config, host, port, log_level)
+    _serve(upstream, config, host, port, log_level, workers)
 
 
 @app.command("run")
@@ -115,12 +138,13 @@ def run(
     host: str = _HOST,
     port: int = _PORT,
     log_level: str = _LOG_LEVEL,
+    workers: int = _WORKERS,
 ) -> None:
     """Run the reverse proxy: only verified, allowed requests reach the upstream.
 
-    Example: keyless guard run --upstream http://127.0.0.1:8080 --config guard.yaml --port 8000
+    Example: keyless guard run --upstream http://127.0.0.1:8080 --config guard.yaml --port 8000 --workers 2
     """
-    _serve(upstream, config, host, port, log_level)
+    _serve(upstream, config, host, port, log_level, workers)
 
 
 def _print(explanation: Explanation) -> None:

@@ -65,9 +65,9 @@ def serve(
     import uvicorn
 
     from keyless._net import bind_socket
+    from keyless._workers import run_workers
     from keyless.authority._runtime import Authority
-    from keyless.authority.http._workers import run_workers
-    from keyless.authority.http.app import create_app
+    from keyless.authority.http.app import app_from_env, create_app
     from keyless.config import load_authority_settings
 
     overrides = {
@@ -101,7 +101,15 @@ def serve(
     authority.store.close()
     sock.close()  # each worker binds its own SO_REUSEPORT socket
     _export_environment(settings)
-    run_workers(settings.workers, settings.host, settings.port, log_level=settings.log_level, ssl=ssl)
+    run_workers(
+        settings.workers,
+        settings.host,
+        settings.port,
+        app_factory=app_from_env,
+        log_level=settings.log_level,
+        options=ssl,
+        name="keyless-serve",
+    )
 
 
 def _announce(settings: AuthoritySettings, tls: TLSFiles | None) -> None:

@@ -28,14 +28,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from keyless.guard._config import GuardConfig
+from keyless.guard._config import GuardConfig, load_config
 from keyless.guard._gate import SERVERLESS_AUTHORIZATION, Gate, Outcome, log_access, refusal
 from keyless.guard._identity import Identity
 from keyless.guard._policy import Policy
 from keyless.guard._upstream import Body, UpstreamError, UpstreamPool, UpstreamResponse
 from keyless.guard._verifier import Verifier, ssl_context_for
 
-__all__ = ["IDENTITY_HEADERS", "GuardProxy", "identity_headers"]
+__all__ = ["IDENTITY_HEADERS", "GuardProxy", "identity_headers", "proxy_from_file"]
 
 logger = logging.getLogger("keyless.guard")
 
@@ -339,3 +339,8 @@ class GuardProxy:
         await self.pool.aclose()
         if self._owns_verifier:
             await self.verifier.aclose()
+
+
+def proxy_from_file(upstream: str | None, config_path: str) -> GuardProxy:
+    """The proxy for a configuration file: what each ``keyless guard --workers N`` process builds."""
+    return GuardProxy(upstream, config=load_config(config_path))
