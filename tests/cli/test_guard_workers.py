@@ -23,8 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 AUDIENCE = "api://blob-api"
 
 
-# Answers with the subject the guard forwarded.
-_Upstream = text_handler(lambda request: (request.headers.get("X-Keyless-Subject") or "-").encode())
+# Answers with the subject and the X-Forwarded-For the guard forwarded.
+_Upstream = text_handler(
+    lambda request: (
+        f"{request.headers.get('X-Keyless-Subject')}|{request.headers.get('X-Forwarded-For')}".encode()
+    )
+)
 
 
 @pytest.fixture
@@ -93,9 +97,11 @@ def test_two_guard_workers_verify_forward_and_stop_on_sigterm(tmp_path: Path, up
             for _ in range(12):
                 with httpx.Client(timeout=5) as client:
                     passed = client.get(
-                        f"http://127.0.0.1:{port}/blobs/a", headers={"Authorization": f"Bearer {token}"}
+                        f"http://127.0.0.1:{port}/blobs/a",
+                        headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": "203.0.113.9"},
                     )
-                    assert (passed.status_code, passed.text) == (200, "caller")
+                    # The claimed address is kept, and the real peer appended: not replaced by it.
+                    assert (passed.status_code, passed.text) == (200, "caller|203.0.113.9, 127.0.0.1")
                     refused = client.get(f"http://127.0.0.1:{port}/blobs/a")
                     assert refused.status_code == 401
                     assert refused.headers["WWW-Authenticate"].startswith("Bearer")

@@ -92,8 +92,10 @@ def _serve(upstream: str | None, config: Path, host: str, port: int, log_level: 
     configure_logging(log_level)  # the access log is keyless.guard.access, at info
     many = f", {workers} processes" if workers > 1 else ""
     err().print(f"keyless guard: {host}:{port} -> {proxy.upstream} ({len(settings.issuers)} issuer(s){many})")
-    # The guard writes its own access log, with the decision and its reason.
-    options = {"server_header": False, "lifespan": "on"}
+    # The guard writes its own access log (with the decision and its reason) and its own
+    # X-Forwarded-* headers: uvicorn's proxy-headers rewrite would replace the real peer address
+    # with whatever a local client claims in X-Forwarded-For.
+    options = {"server_header": False, "lifespan": "on", "proxy_headers": False}
     if workers == 1:
         uvicorn.Server(
             uvicorn.Config(proxy, log_level=log_level, access_log=False, **options)  # type: ignore[arg-type]

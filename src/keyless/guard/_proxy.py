@@ -83,7 +83,7 @@ _VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%") + " "
 
 def _header_value(text: str, *, also: str = "") -> bytes:
     """``text`` as a header value: visible ASCII as is, anything else (and ``also``) percent-encoded."""
-    if text.isascii() and text.isprintable() and not (also and any(c in text for c in also)):
+    if text.isascii() and text.isprintable() and not (also and any(map(text.__contains__, also))):
         return text.encode("ascii")
     safe = "".join(c for c in _VISIBLE if c not in also)
     return quote(text, safe=safe).encode("ascii")
