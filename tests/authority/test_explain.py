@@ -129,7 +129,7 @@ def test_github_mismatches_distinguish_typos_from_other_workloads() -> None:
 
 
 def test_the_refusal_log_is_bounded_newest_first_and_filtered_by_tenant() -> None:
-    log = RefusalLog(capacity=3)
+    log = RefusalLog(buffer=3)
     for i in range(5):
         log.record(
             Refusal(

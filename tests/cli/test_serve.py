@@ -157,6 +157,32 @@ def test_two_workers_serve_tokens_and_stop_cleanly_on_sigterm(tmp_path: Path) ->
         with httpx.Client(verify=context, timeout=5) as client:
             for _ in range(20):  # several connections: both workers take a share
                 assert client.get(f"https://localhost:{port}/{TENANT}/discovery/v2.0/keys").status_code == 200
+        refused = 12
+        for n in range(refused):  # a new connection each: the refusals land on both workers
+            with httpx.Client(verify=context, timeout=5) as client:
+                answer = client.post(
+                    f"https://localhost:{port}/{TENANT}/oauth2/v2.0/token",
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": f"nobody-{n}",
+                        "scope": "x/.default",
+                    },
+                )
+                assert answer.status_code in (400, 401)
+        # Whichever worker answers the admin API lists both workers' refusals (written through the
+        # store within a poll interval).
+        admin = {"Authorization": f"Bearer {(tmp_path / 'admin.key').read_text().strip()}"}
+        deadline = time.monotonic() + 10
+        while True:
+            listed = httpx.get(
+                f"https://localhost:{port}/admin/v1.0/tenants/{TENANT}/refusals",
+                headers=admin,
+                verify=context,
+            ).json()["value"]
+            if len(listed) == refused or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert sorted(r["clientId"] for r in listed) == sorted(f"nobody-{n}" for n in range(refused))
     finally:
         process.terminate()
         assert process.wait(20) == 0

@@ -20,6 +20,7 @@ from keyless.authority._admin import DirectoryAdmin
 from keyless.authority._client_auth import ClientAuthenticator, ClientAuthPolicy, OneTimeUse
 from keyless.authority._directory import Directory, DirectoryCache
 from keyless.authority._paths import ADMIN_KEY_FILE, URL_FILE
+from keyless.authority._refusals import RefusalLog
 from keyless.authority._signing import KeyManager
 from keyless.authority.grants.client_credentials import TokenService
 from keyless.authority.model import AdminKey, new_id
@@ -85,6 +86,7 @@ class Authority:
             allow_http_loopback=settings.allow_http_loopback_issuers,
         )
         self._once: OneTimeUse = RedisOneTimeUse(settings.redis_url) if settings.redis_url else store
+        self.refusals = RefusalLog(store)
         policy = ClientAuthPolicy(
             leeway=settings.assertion_leeway,
             assertion_algorithms=frozenset(settings.assertion_algorithms),
@@ -158,6 +160,8 @@ class Authority:
             await asyncio.sleep(self.settings.cache_poll_interval)
             try:
                 await anyio.to_thread.run_sync(self.cache.refresh)
+                if len(self.refusals):
+                    await anyio.to_thread.run_sync(self.refusals.flush)
                 if time.monotonic() - last_housekeeping > HOUSEKEEPING_INTERVAL:
                     last_housekeeping = time.monotonic()
                     await anyio.to_thread.run_sync(self.admin.housekeeping)
@@ -165,6 +169,10 @@ class Authority:
                 log.exception("background refresh failed; serving the last directory snapshot")
 
     async def aclose(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.refusals.flush)
+        except Exception:  # the audit log has them; closing goes on
+            log.exception("could not write the last refusals to the store")
         await self.issuer_keys.aclose()
         await self._http.aclose()
         self.store.close()

@@ -11,7 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "FIC_AUDIENCE_DEFAULT",
@@ -23,6 +23,7 @@ __all__ = [
     "ClientSecret",
     "FederatedIdentityCredential",
     "KeyState",
+    "Refusal",
     "SigningKeyRecord",
     "Tenant",
     "new_id",
@@ -173,3 +174,31 @@ class AdminKey:
     display_name: str
     key_hash: bytes
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A token-endpoint refusal as admins see it: the exact reason, never a token or a secret."""
+
+    time: float
+    aadsts: int | None
+    error: str
+    tenant: str  # as the request named it: GUID or domain ("" when the URL had none)
+    client_id: str | None
+    reason: str  # the exact mismatch (the refusal's detail), or the first line of the description
+    trace_id: str
+    correlation_id: str
+    endpoint: str  # the request path
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time": self.time,
+            "aadsts": self.aadsts,
+            "error": self.error,
+            "tenant": self.tenant,
+            "clientId": self.client_id,
+            "reason": self.reason,
+            "traceId": self.trace_id,
+            "correlationId": self.correlation_id,
+            "endpoint": self.endpoint,
+        }

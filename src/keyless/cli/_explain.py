@@ -294,8 +294,8 @@ def refusals_command(
 ) -> None:
     """The tenant's recent token refusals with their exact reason, whatever the caller was told.
 
-    Each server process keeps its own recent refusals in memory (a restart empties them); the
-    keyless.audit log is the durable record.
+    Every worker and node writes its refusals to the shared store about once a second (the newest
+    10,000 are kept); the keyless.audit log is the durable record.
 
     \b
     Example: keyless refusals contoso.example --top 5
@@ -307,7 +307,7 @@ def refusals_command(
         print_json(items)
         return
     if not items:
-        out().print(f"no refusals recorded for {escape(tenant)} by this server process")
+        out().print(f"no refusals recorded for {escape(tenant)}")
         return
     grid = new_table(("time", "AADSTS", "client", "reason", "trace id"))
     for item in items:

@@ -26,6 +26,7 @@ from keyless.authority.model import (
     ClientSecret,
     FederatedIdentityCredential,
     KeyState,
+    Refusal,
     SigningKeyRecord,
     Tenant,
     new_id,
@@ -831,6 +832,20 @@ def test_use_once_of_expired_key_succeeds_again(store: SqlStore) -> None:
     assert store.use_once(key, time.time() - 1) is True
     assert store.use_once(key, time.time() + 60) is True
     assert store.use_once(key, time.time() + 60) is False
+
+
+def test_refusals_are_kept_newest_first_pruned_and_not_a_directory_write(store: SqlStore) -> None:
+    def refusal(n: int, tenant: str) -> Refusal:
+        return Refusal(float(n), 7000215, "invalid_client", tenant, None, f"r{n}", f"t{n}", "c", "/token")
+
+    revision = store.revision()
+    store.record_refusals([refusal(n, "Contoso.Example" if n % 2 else "other") for n in range(6)], keep=4)
+    store.record_refusals([], keep=4)
+
+    assert [r.reason for r in store.recent_refusals(None, limit=10)] == ["r5", "r4", "r3", "r2"]
+    assert [r.reason for r in store.recent_refusals(["contoso.EXAMPLE"], limit=10)] == ["r5", "r3"]
+    assert [r.reason for r in store.recent_refusals(None, limit=1)] == ["r5"]
+    assert store.revision() == revision
 
 
 def _race(workers: int, attempt: Callable[[], bool]) -> list[bool]:

@@ -20,7 +20,7 @@ from keyless.authority.store import upgrade_to_head
 from keyless.authority.store._migrate import alembic_config
 from keyless.authority.store._tables import metadata
 
-HEAD = "0001"
+HEAD = "0002"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -63,6 +63,7 @@ def test_migrations_folder_ships_inside_the_package() -> None:
     assert (migrations / "env.py").is_file()
     assert (migrations / "script.py.mako").is_file()
     assert (migrations / "versions" / "0001_initial.py").is_file()
+    assert (migrations / "versions" / "0002_refusals.py").is_file()
 
 
 def test_migrations_have_a_single_head() -> None:

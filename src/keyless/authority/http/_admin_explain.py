@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keyless.authority._admin import DirectoryAdmin
 from keyless.authority._explain import decode_unverified, explain_assertion, issuer_to_fetch
-from keyless.authority._refusals import RECENT_REFUSALS
 from keyless.authority.http._admin_common import (
     APP,
     TENANT,
@@ -91,12 +90,15 @@ async def explain(request: Request, tenant: str, app: str, body: ExplainIn) -> J
 
 @router.get(TENANT + "/refusals", tags=["explain"])
 def refusals(
+    request: Request,
     admin: Admin,
     tenant: str,
     top: Annotated[int, Query(ge=1, le=1000, alias="$top", description="How many, newest first")] = 100,
 ) -> Json:
-    """The tenant's recent token-endpoint refusals with their full reason (this server process only;
-    the audit log ``keyless.audit`` is the durable record)."""
+    """The tenant's recent token-endpoint refusals with their full reason, from every server process
+    and node sharing the store (the newest 10,000; the audit log ``keyless.audit`` is the durable
+    record)."""
     found = tenant_or_404(admin, tenant)
     refs = [found.id, *found.domains]
-    return value_list([r.to_json() for r in RECENT_REFUSALS.recent(refs, limit=top)])
+    found_refusals = authority_of(request).refusals.recent(refs, limit=top)
+    return value_list([r.to_json() for r in found_refusals])

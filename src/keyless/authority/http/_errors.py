@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 
-from keyless.authority._refusals import RECENT_REFUSALS, Refusal
+from keyless.authority.model import Refusal
 from keyless.errors import OAuthError
 
 __all__ = ["NO_STORE", "correlation_id", "json_response", "oauth_error_response"]
@@ -83,7 +83,7 @@ def oauth_error_response(
         reason,
     )
     tenant = request.path_params.get("tenant", "")
-    RECENT_REFUSALS.record(
+    request.app.state.authority.refusals.record(
         Refusal(
             now.timestamp(), exc.aadsts, exc.error, tenant, client_id, reason, trace, corr, request.url.path
         )

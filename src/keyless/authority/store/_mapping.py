@@ -19,6 +19,7 @@ from keyless.authority.model import (
     ClientSecret,
     FederatedIdentityCredential,
     KeyState,
+    Refusal,
     SigningAlg,
     SigningKeyRecord,
     Tenant,
@@ -286,4 +287,36 @@ def admin_key_from(row: Row) -> AdminKey:
         display_name=row["display_name"],
         key_hash=_bytes(row["key_hash"]),
         created_at=row["created_at"],
+    )
+
+
+# -- refusals ------------------------------------------------------------------------------------
+
+
+def refusal_row(refusal: Refusal) -> Values:
+    """The tenant is stored lower-cased, as searches compare it."""
+    return {
+        "time": refusal.time,
+        "tenant": refusal.tenant.lower(),
+        "aadsts": refusal.aadsts,
+        "error": refusal.error,
+        "client_id": refusal.client_id,
+        "reason": refusal.reason,
+        "trace_id": refusal.trace_id,
+        "correlation_id": refusal.correlation_id,
+        "endpoint": refusal.endpoint,
+    }
+
+
+def refusal_from(row: Row) -> Refusal:
+    return Refusal(
+        time=row["time"],
+        aadsts=row["aadsts"],
+        error=row["error"],
+        tenant=row["tenant"],
+        client_id=row["client_id"],
+        reason=row["reason"],
+        trace_id=row["trace_id"],
+        correlation_id=row["correlation_id"],
+        endpoint=row["endpoint"],
     )

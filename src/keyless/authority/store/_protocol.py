@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +27,7 @@ from keyless.authority.model import (
     Certificate,
     ClientSecret,
     FederatedIdentityCredential,
+    Refusal,
     SigningKeyRecord,
     Tenant,
 )
@@ -102,6 +104,14 @@ class Store(Protocol):
 
     def snapshot(self) -> StoreSnapshot:
         """Everything the directory snapshot is built from, in one consistent read."""
+        ...
+
+    def record_refusals(self, refusals: Sequence[Refusal], *, keep: int) -> None:
+        """Append refusals (not a directory write: the revision stays) and keep the newest ``keep``."""
+        ...
+
+    def recent_refusals(self, tenants: Collection[str] | None, *, limit: int) -> list[Refusal]:
+        """Newest first (by time); only those whose tenant (as the request named it) is in ``tenants``."""
         ...
 
     def collect_garbage(self, now: float) -> int:

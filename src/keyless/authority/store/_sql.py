@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -41,6 +41,7 @@ from keyless.authority.model import (
     Certificate,
     ClientSecret,
     FederatedIdentityCredential,
+    Refusal,
     SigningKeyRecord,
     Tenant,
 )
@@ -59,6 +60,7 @@ from keyless.authority.store._tables import (
     tenant_domains,
     tenants,
 )
+from keyless.authority.store._tables import refusals as refusals_table
 from keyless.errors import (
     AlreadyExists,
     ConfigurationError,
@@ -497,6 +499,24 @@ class SqlStore:
             )
             conn.rollback()
         return snapshot
+
+    def record_refusals(self, refusals: Sequence[Refusal], *, keep: int) -> None:
+        if not refusals:
+            return
+        rows = [m.refusal_row(r) for r in refusals]
+        newest = select(func.max(refusals_table.c.id)).scalar_subquery()
+        with self._engine.begin() as conn:
+            conn.execute(insert(refusals_table), rows)
+            conn.execute(delete(refusals_table).where(refusals_table.c.id <= newest - keep))
+
+    def recent_refusals(self, tenants: Collection[str] | None, *, limit: int) -> list[Refusal]:
+        newest_first = (refusals_table.c.time.desc(), refusals_table.c.id.desc())
+        query = select(refusals_table).order_by(*newest_first).limit(max(0, limit))
+        if tenants is not None:
+            query = query.where(refusals_table.c.tenant.in_([t.lower() for t in tenants]))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [m.refusal_from(row) for row in rows]
 
     def collect_garbage(self, now: float) -> int:
         with self._engine.begin() as conn:

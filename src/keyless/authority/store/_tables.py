@@ -37,6 +37,7 @@ __all__ = [
     "meta",
     "metadata",
     "one_time_use",
+    "refusals",
     "role_assignments",
     "signing_keys",
     "tenant_domains",
@@ -228,6 +229,25 @@ one_time_use = Table(
     Column("key", String, primary_key=True),
     Column("expires_at", Double, nullable=False),
     Index("ix_one_time_use_expires_at", "expires_at"),
+)
+
+
+# Recent token-endpoint refusals, shared by every process and node (not directory data: writing
+# them leaves the revision alone). Pruned to the newest rows by id.
+refusals = Table(
+    "refusals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Double, nullable=False),
+    Column("tenant", String, nullable=False),  # as the request named it, lower-cased
+    Column("aadsts", Integer, nullable=True),
+    Column("error", String, nullable=False),
+    Column("client_id", String, nullable=True),
+    Column("reason", String, nullable=False),
+    Column("trace_id", String, nullable=False),
+    Column("correlation_id", String, nullable=False),
+    Column("endpoint", String, nullable=False),
+    Index("ix_refusals_tenant", "tenant"),
 )
 
 
