@@ -101,8 +101,11 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[object]], *, title: st
     out().print(grid)
 
 
-def show_fields(item: dict[str, Any], *, title: str | None = None) -> None:
-    """One object as a two-column table (nested values as JSON)."""
+def show_fields(item: dict[str, Any], *, title: str | None = None, as_json: bool = False) -> None:
+    """One object as a two-column table (nested values as JSON), or as JSON for scripts."""
+    if as_json:
+        print_json(item)
+        return
     grid = new_table(("property", "value"), title=title, show_header=False)
     for key, value in item.items():
         text = "" if value is None else value if isinstance(value, str) else json.dumps(value)

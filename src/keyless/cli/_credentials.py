@@ -83,10 +83,7 @@ def fic_show(
     Example: keyless fic show contoso.example cloud-run-caller cloud-run-default-sa
     """
     found = Target(url, admin_key, data_dir).call("GET", f"{_fics(tenant, app)}/{quote(name, safe='')}")
-    if as_json:
-        print_json(found)
-        return
-    show_fields(found, title=f"federated identity credential {found['name']}")
+    show_fields(found, title=f"federated identity credential {found['name']}", as_json=as_json)
 
 
 @fic_app.command("create")
@@ -244,10 +241,7 @@ def secret_show(
     """
     with Target(url, admin_key, data_dir).session() as session:
         found = _find(_secrets(session, tenant, app), secret, "client secret")
-    if as_json:
-        print_json(found)
-        return
-    show_fields(found, title="client secret")
+    show_fields(found, title="client secret", as_json=as_json)
 
 
 @secret_app.command("create")
@@ -359,10 +353,7 @@ def cert_show(
         certs = _certs(session, tenant, app)
     by_thumbprint = [c for c in certs if c["customKeyIdentifier"].lower() == cert.lower()]
     found = by_thumbprint[0] if by_thumbprint else _find(certs, cert, "certificate")
-    if as_json:
-        print_json(found)
-        return
-    show_fields(found, title="certificate")
+    show_fields(found, title="certificate", as_json=as_json)
 
 
 @cert_app.command("create")

@@ -96,10 +96,7 @@ def role_show(
     """
     with Target(url, admin_key, data_dir).session() as session:
         found = _find(_assignments(session, tenant), assignment)
-    if as_json:
-        print_json(found)
-        return
-    show_fields(found, title="app role assignment")
+    show_fields(found, title="app role assignment", as_json=as_json)
 
 
 @role_app.command("create")
