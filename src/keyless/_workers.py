@@ -64,6 +64,14 @@ class _Server(uvicorn.Server):
         if self.started and self._ready is not None:
             self._ready.set()
 
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises a stop signal once it has drained, so the process would end "killed by
+        # SIGTERM"; a completed drain is a normal stop here (status 0, as the supervisor's).
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list):
+            captured.clear()
+
 
 def serve_here(
     app: Any,
