@@ -115,7 +115,9 @@ class Server:
                     return
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"not listening on {host}:{port}; output:\n{self.output()}") from None
+                    raise AssertionError(
+                        f"not listening on {host}:{port}; output:\n{self.output()}"
+                    ) from None
                 time.sleep(0.05)
 
     def stop(self, timeout: float = 30) -> int:
