@@ -38,6 +38,7 @@ def _every_line_is_a_record(server: Server) -> list[Record]:
         assert record.keys() >= FIELDS, record
         assert dt.datetime.fromisoformat(record["ts"]).utcoffset() == dt.timedelta(0)
         assert record["level"] in {"debug", "info", "warning", "error", "critical"}
+        assert "color_message" not in record  # uvicorn's terminal-coloured copy is left out
         records.append(record)
     return records
 
@@ -163,3 +164,21 @@ def test_json_formatter_keeps_the_exception_and_structured_extras() -> None:
     assert "ValueError: boom" in entry["exc"]
     assert entry["detail"] == {"tenant": "t1"}
     assert "request_id" not in entry
+
+
+def test_uvicorn_access_records_get_an_http_field() -> None:
+    import logging
+
+    # The record uvicorn's access logger makes for each request (uvicorn/protocols/http).
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/computeMetadata/v1/", "1.1", 200), None,
+    )  # fmt: skip
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["http"] == {
+        "client": "127.0.0.1:5000",
+        "method": "GET",
+        "path": "/computeMetadata/v1/",
+        "status": 200,
+    }
+    assert entry["message"] == '127.0.0.1:5000 - "GET /computeMetadata/v1/ HTTP/1.1" 200'

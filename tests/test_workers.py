@@ -4,6 +4,7 @@ a worker killed under load is replaced within 2 s while the port keeps answering
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -56,7 +57,11 @@ def upstream() -> Iterator[Upstream]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Quiet(ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # the killed worker's in-flight request: its connection is gone
+
+    server = Quiet(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -236,7 +241,12 @@ def test_a_worker_that_cannot_start_stops_the_command_with_status_1(caplog: pyte
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    status = run_workers(2, "127.0.0.1", port, app_factory=broken_app, log_level="warning", grace=1)
+    supervisor_log = logging.getLogger("keyless.workers")  # may not propagate (configure_logging)
+    supervisor_log.addHandler(caplog.handler)
+    try:
+        status = run_workers(2, "127.0.0.1", port, app_factory=broken_app, log_level="warning", grace=1)
+    finally:
+        supervisor_log.removeHandler(caplog.handler)
     assert status == 1
     assert time.monotonic() - started < 20
     assert any("before it could serve" in r.getMessage() for r in caplog.records)
