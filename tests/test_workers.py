@@ -87,7 +87,7 @@ def issuer() -> Iterator[TestIssuer]:
         yield running
 
 
-def _guard(tmp_path: Path, issuer: TestIssuer, upstream: Upstream, workers: int) -> Guard:
+def _guard(tmp_path: Path, issuer: TestIssuer, upstream: Upstream, workers: int, grace: int = 10) -> Guard:
     config = tmp_path / "guard.yaml"
     config.write_text(
         f"issuers:\n  - kind: oidc\n    issuer: {issuer.url}\naudiences: [{AUDIENCE}]\n"
@@ -95,7 +95,7 @@ def _guard(tmp_path: Path, issuer: TestIssuer, upstream: Upstream, workers: int)
     )
     port = free_port()
     args = ["guard", "run", "--upstream", upstream.url, "--config", str(config), "--port", str(port)]
-    server = Server([*args, "--workers", str(workers)], env={"KEYLESS_SHUTDOWN_GRACE": "10"})
+    server = Server([*args, "--workers", str(workers)], env={"KEYLESS_SHUTDOWN_GRACE": str(grace)})
     server.wait_listening("127.0.0.1", port)
     if workers > 1:
         server.serving_workers(workers)
@@ -223,6 +223,35 @@ def test_sigterm_stops_accepting_and_lets_a_slow_request_finish(
         assert refused, "the port still accepted connections while draining"
         assert guard.server.process.wait(15) == 0, guard.server.output()
         assert all(is_gone(pid) for pid in pids)
+
+
+def test_a_request_still_running_after_the_grace_period_is_cancelled(
+    tmp_path: Path, issuer: TestIssuer, upstream: Upstream
+) -> None:
+    guard = _guard(tmp_path, issuer, upstream, workers=2, grace=0)
+    with guard.server:
+        result: dict[str, httpx.Response | Exception] = {}
+
+        def slow() -> None:
+            try:
+                result["answer"] = httpx.get(
+                    f"{guard.url}{SLOW_PATH}", headers={"Authorization": f"Bearer {guard.token}"}, timeout=10
+                )
+            except httpx.HTTPError as exc:
+                result["answer"] = exc
+
+        thread = threading.Thread(target=slow)
+        thread.start()
+        assert upstream.slow_started.wait(10)
+        sent_at = time.monotonic()
+        guard.server.process.send_signal(signal.SIGTERM)
+        assert guard.server.process.wait(15) == 0, guard.server.output()
+        stopped_after = time.monotonic() - sent_at
+        thread.join(15)
+    assert stopped_after < SLOW_SECONDS - 0.2, f"stopped after {stopped_after:.2f} s: the request was awaited"
+    answer = result["answer"]
+    assert not (isinstance(answer, httpx.Response) and answer.status_code == 200), answer
+    assert guard.server.find(lambda r: "timeout graceful shutdown exceeded" in r["message"])
 
 
 def test_backoff_restarts_at_once_then_doubles_up_to_a_ceiling() -> None:
