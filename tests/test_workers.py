@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import httpx
 import pytest
 from tests._support.net import free_port
 from tests._support.oidc_issuer import TestIssuer
-from tests._support.processes import Server, is_gone, worker_pids
+from tests._support.processes import Record, Server, is_gone, worker_pids
 
 from keyless._workers import BACKOFF_MAX_SECONDS, _backoff, run_workers
 
@@ -252,6 +253,27 @@ def test_a_request_still_running_after_the_grace_period_is_cancelled(
     answer = result["answer"]
     assert not (isinstance(answer, httpx.Response) and answer.status_code == 200), answer
     assert guard.server.find(lambda r: "timeout graceful shutdown exceeded" in r["message"])
+
+
+def test_a_worker_that_keeps_dying_is_restarted_with_a_growing_delay() -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "tests._support.crashing_app", str(port)]
+    with Server([], argv=argv) as server:
+        deaths: list[Record] = []
+        serving: list[Record] = []
+        for _ in range(3):
+            server.wait_listening("127.0.0.1", port)
+            with pytest.raises(httpx.TransportError):  # the request kills the worker
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+            count = len(deaths) + 1
+            deaths = server.wait_for_all(lambda r: "restarting it in" in r["message"], count, timeout=10)
+            serving = server.wait_for_all(lambda r: "is serving" in r["message"], count + 1, timeout=10)
+        assert [d["restart_in"] for d in deaths] == [0.0, 0.5, 1.0]
+        assert len(serving) == 3 + 1
+        # Each replacement listened only after its delay.
+        for death, back in zip(deaths, serving[1:], strict=True):
+            assert back["_seen"] - death["_seen"] >= death["restart_in"] - 0.05
+        assert server.stop() == 0
 
 
 def test_backoff_restarts_at_once_then_doubles_up_to_a_ceiling() -> None:

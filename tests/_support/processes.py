@@ -47,15 +47,17 @@ def is_gone(pid: int) -> bool:
 
 
 class Server:
-    """``keyless ARGS`` with ``KEYLESS_LOG_FORMAT=json``; every stderr/stdout line is kept, JSON
-    lines parsed into ``records`` (with ``_seen``, the monotonic time the test read them)."""
+    """``keyless ARGS`` (or ``argv``) with ``KEYLESS_LOG_FORMAT=json``; every stderr/stdout line is
+    kept, JSON lines parsed into ``records`` (with ``_seen``, the monotonic time the test read them)."""
 
-    def __init__(self, args: Sequence[str], *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: Sequence[str], *, env: dict[str, str] | None = None, argv: Sequence[str] | None = None
+    ) -> None:
         self.lines: list[str] = []
         self.records: list[Record] = []
         self._lock = threading.Lock()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "keyless", *args],
+            list(argv) if argv is not None else [sys.executable, "-m", "keyless", *args],
             cwd=REPO,
             env={**os.environ, "KEYLESS_LOG_FORMAT": "json", **(env or {})},
             stdout=subprocess.PIPE,
@@ -94,6 +96,19 @@ class Server:
                 return found[0]
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"no such log record; output:\n{self.output()}")
+            time.sleep(0.02)
+
+    def wait_for_all(
+        self, predicate: Callable[[Record], bool], count: int, timeout: float = 30
+    ) -> list[Record]:
+        """Wait until ``count`` records match; all of them, oldest first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.find(predicate)
+            if len(found) >= count:
+                return found
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} of {count} records; output:\n{self.output()}")
             time.sleep(0.02)
 
     def serving_workers(self, count: int, timeout: float = 30) -> dict[int, int]:
