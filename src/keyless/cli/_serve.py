@@ -54,12 +54,11 @@ def _tls(settings: AuthoritySettings) -> TLSFiles | None:
 
 def authority_app(settings: AuthoritySettings) -> Any:
     """The token service's application, built in each ``--workers N`` process from the parent's
-    resolved settings (every flag and environment variable, as one object)."""
-    from keyless._logging import configure_logging
+    resolved settings (every flag and environment variable, as one object; the worker has already
+    set up logging from them)."""
     from keyless.authority._runtime import Authority
     from keyless.authority.http.app import create_app
 
-    configure_logging(settings.log_level)
     return create_app(Authority.open(settings))
 
 
