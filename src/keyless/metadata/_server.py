@@ -16,6 +16,7 @@ import time
 from collections import deque
 from types import TracebackType
 
+from keyless._limits import ServerLimits
 from keyless._net import bind_socket
 from keyless._serving import ServerThread
 from keyless.metadata._app import create_app
@@ -56,6 +57,7 @@ class MetadataServer:
         clock: Clock = time.time,
         log_level: str = "warning",
         access_log: bool = False,
+        limits: ServerLimits | None = None,
     ) -> None:
         self.config = config or MetadataConfig()
         self._sock = bind_socket(host, port)
@@ -70,6 +72,7 @@ class MetadataServer:
             self._sock,
             log_level=log_level,
             name="keyless-metadata",
+            limits=limits,
             access_log=access_log,
             lifespan="off",
             server_header=False,
