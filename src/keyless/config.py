@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyless._limits import LIMIT_DESCRIPTIONS, ServerLimits
 from keyless.errors import ConfigurationError
+from keyless.trust import DEFAULT_MIN_REFRESH_INTERVAL
 
 __all__ = ["AuthoritySettings", "load_authority_settings"]
 
@@ -52,8 +53,13 @@ class AuthoritySettings(BaseSettings):
         3600, ge=0, description="Seconds a rotated-in signing key is published before it signs."
     )
     jwks_max_age: int = Field(3600, ge=1, description="How long an external issuer's keys are cached (s).")
-    jwks_refresh_cooldown: int = Field(
-        60, ge=0, description="Minimum seconds between refetches on an unknown kid."
+    jwks_refresh_cooldown: float = Field(
+        DEFAULT_MIN_REFRESH_INTERVAL,
+        ge=0,
+        description=(
+            "Minimum seconds between two fetches of one issuer's keys: an unknown kid refetches once "
+            "it has passed (rotation pickup), a failed fetch backs off from it (doubling, up to 60 s)."
+        ),
     )
     http_timeout: float = Field(5.0, gt=0, le=60, description="Timeout for fetching external issuers.")
     max_form_bytes: int = Field(64 * 1024, ge=1024, description="Largest token request body accepted.")

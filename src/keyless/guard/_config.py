@@ -26,6 +26,7 @@ from keyless.errors import ConfigurationError
 from keyless.guard._policy import Policy, load_policy, read_policy
 from keyless.guard._reader import PathKey, Reader, read_yaml
 from keyless.jose import ALGORITHMS
+from keyless.trust import DEFAULT_MIN_REFRESH_INTERVAL
 
 __all__ = [
     "ENTRA_INSTANCE",
@@ -124,7 +125,7 @@ class GuardConfig:
     max_token_size: int = DEFAULT_MAX_TOKEN_SIZE
     token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
     keys_max_age: float = 3600.0
-    keys_refresh_cooldown: float = 60.0
+    keys_refresh_cooldown: float = DEFAULT_MIN_REFRESH_INTERVAL
     keys_timeout: float = 5.0
     allow_http_loopback_issuers: bool = False
     ca_bundle: Path | None = None
@@ -335,7 +336,9 @@ def read_config(reader: Reader, raw: Any) -> GuardConfig:
         max_token_size=reader.integer(data, (), "max_token_size", DEFAULT_MAX_TOKEN_SIZE, minimum=256),
         token_cache_size=reader.integer(data, (), "token_cache_size", DEFAULT_TOKEN_CACHE_SIZE),
         keys_max_age=reader.number(keys, ("keys",), "max_age", 3600.0, minimum=1),
-        keys_refresh_cooldown=reader.number(keys, ("keys",), "refresh_cooldown", 60.0, minimum=0),
+        keys_refresh_cooldown=reader.number(
+            keys, ("keys",), "refresh_cooldown", DEFAULT_MIN_REFRESH_INTERVAL, minimum=0
+        ),
         keys_timeout=reader.number(keys, ("keys",), "timeout", 5.0, minimum=0.1, maximum=60),
         allow_http_loopback_issuers=allow_http,
         ca_bundle=_ca_bundle(reader, data),
