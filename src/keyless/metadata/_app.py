@@ -13,7 +13,8 @@ Before any of these, every request (the issuer endpoints too) must carry a ``Hos
 emulator (see :mod:`keyless.metadata._hosts`): 400 without one, 403 for another name.
 
 Content types are the real server's, except the 404 page: Google serves it as HTML, the emulator as
-``text/plain`` with ``X-Content-Type-Options: nosniff``, so a path it echoes is never markup. leaves ``application/text``, ``?recursive=true`` and
+``text/plain`` with ``X-Content-Type-Options: nosniff``, so a path it echoes is never markup. Leaves
+are ``application/text``, ``?recursive=true`` and
 ``/token`` ``application/json``, the identity token (a bare JWT) ``text/html``. Every response
 carries ``Metadata-Flavor: Google``, ``Server: Metadata Server for VM``, ``X-XSS-Protection: 0``
 and ``X-Frame-Options: SAMEORIGIN``. The issuer endpoints (``/.well-known/openid-configuration``,
