@@ -218,3 +218,12 @@ def test_limits_out_of_range_are_refused() -> None:
         ServerLimits(max_header_bytes=10)
     with pytest.raises(ValueError, match="positive"):
         ServerLimits(header_timeout=0)
+
+
+@pytest.mark.parametrize(
+    "request_line", [b"GET http://[::1 HTTP/1.1", b"GET / HTTP/1.1\x00", b"G\x01T / HTTP/1.1"]
+)
+def test_a_malformed_request_still_gets_400(server: ServerFactory, request_line: bytes) -> None:
+    with server(TIGHT) as port, _connect(port) as sock:
+        sock.sendall(request_line + b"\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_status(sock) == 400

@@ -99,12 +99,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         """uvicorn's ``data_received`` body, with our refusals told apart from malformed input."""
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
+        except httptools.HttpParserError as exc:  # a callback's exception arrives as its context
             if isinstance(exc.__context__, _Refusal):
                 self._refuse(exc.__context__.status)
                 return
-            raise
-        except httptools.HttpParserError:
             msg = "Invalid HTTP request received."
             self.logger.warning(msg)
             self.send_400_response(msg)
