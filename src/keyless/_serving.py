@@ -1,5 +1,6 @@
 """Running an ASGI app with uvicorn in a background thread on a pre-bound socket: used by
-``keyless dev`` (several servers in one process) and by the test suites."""
+``keyless dev`` (several servers in one process) and by the test suites. Every server runs with
+:class:`~keyless._limits.ServerLimits` (the defaults unless given)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 
 import uvicorn
 
+from keyless._boundedhttp import server_options
+from keyless._limits import ServerLimits
 from keyless._logging import UVICORN_LOGGING, with_request_id
 
 __all__ = ["ServerThread"]
@@ -29,6 +32,7 @@ class ServerThread:
         keyfile: Path | None = None,
         log_level: str = "warning",
         name: str = "server",
+        limits: ServerLimits | None = None,
         **uvicorn_options: Any,
     ) -> None:
         self.sock = sock
@@ -38,6 +42,7 @@ class ServerThread:
             "timeout_graceful_shutdown": 1,
             **UVICORN_LOGGING,
         }
+        options.update(server_options(limits or ServerLimits()))
         if certfile:
             options.update(ssl_certfile=str(certfile), ssl_keyfile=str(keyfile))
         options.update(uvicorn_options)

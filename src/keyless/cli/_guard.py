@@ -77,6 +77,7 @@ def _skip_missing_sniffio() -> None:
 def _serve(
     upstream: str | None, config: Path, host: str, port: int, log_level: str, workers: int, grace: int
 ) -> None:
+    from keyless._boundedhttp import server_options
     from keyless._net import bind_socket
     from keyless._workers import run_workers, serve_here
     from keyless.guard._proxy import proxy_from_file
@@ -108,6 +109,7 @@ def _serve(
     # X-Forwarded-* headers: uvicorn's proxy-headers rewrite would replace the real peer address
     # with whatever a local client claims in X-Forwarded-For.
     options = {"server_header": False, "lifespan": "on", "proxy_headers": False}
+    options.update(server_options(settings.server_limits))
     if workers == 1:
         serve_here(proxy, sock, log_level=log_level, grace=grace, options=options)
         return

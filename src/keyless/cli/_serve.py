@@ -71,6 +71,7 @@ def serve(
     public_url: str = typer.Option(None, help="Base URL clients use [env KEYLESS_PUBLIC_URL]."),
     dev: bool = typer.Option(False, "--dev", help="Development mode (allows http issuers on loopback)."),
 ) -> None:
+    from keyless._boundedhttp import server_options
     from keyless._net import bind_socket
     from keyless._workers import run_workers, serve_here
     from keyless.authority._runtime import Authority
@@ -101,13 +102,14 @@ def serve(
         _note(f"trust file {trust}: {len(changes.changes)} change(s) applied")
     _announce(settings, tls)
     ssl = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
+    options = {**ssl, **server_options(settings.server_limits)}
     if settings.workers == 1:
         serve_here(
             create_app(authority),
             sock,
             log_level=settings.log_level,
             grace=settings.shutdown_grace,
-            options=ssl,
+            options=options,
         )
         return
     authority.store.close()
@@ -120,7 +122,7 @@ def serve(
         factory_args=(settings,),
         log_level=settings.log_level,
         grace=settings.shutdown_grace,
-        options=ssl,
+        options=options,
         name="keyless-serve",
     )
     if status:
