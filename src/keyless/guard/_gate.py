@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from keyless.errors import VerificationError
 from keyless.guard._identity import Identity
-from keyless.guard._policy import Policy, unsafe_path
+from keyless.guard._policy import Policy
+from keyless.guard._request_safety import unsafe_path
 from keyless.guard._verifier import IssuerUnavailable, Verifier
 
 __all__ = [

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from keyless.guard._reader import PathKey, Reader, read_yaml
+from keyless.guard._request_safety import unsafe_path
 
 if TYPE_CHECKING:
     from keyless.guard._identity import Identity
@@ -220,28 +221,6 @@ def _check_requirements(rule: Rule, identity: Identity, method: str, path: str) 
         reason = f"{method} {path} needs all of [{', '.join(rule.all_of)}], missing [{', '.join(missing)}] "
         return Decision(False, 403, reason + f"({rule.where}); {_held(identity)}", rule)
     return Decision(True, 200, f"allowed by {rule.where}", rule)
-
-
-# -- paths ---------------------------------------------------------------------------------------------
-_ENCODED_SEPARATOR = re.compile(rb"%(?:2f|5c|00)", re.IGNORECASE)
-
-
-def unsafe_path(path: str, raw_path: bytes | None = None) -> str | None:
-    """Why a request path cannot be matched safely (``None`` when it can).
-
-    Dot segments, backslashes, NUL and percent-encoded separators would let the path the policy
-    sees differ from the one an upstream resolves, so such requests are refused outright.
-    """
-    if not path.startswith("/"):
-        return "the path must start with '/'"
-    if "\\" in path or "\x00" in path:
-        return "the path contains a backslash or NUL"
-    for segment in path.split("/"):
-        if segment in (".", ".."):
-            return "the path contains a '.' or '..' segment"
-    if raw_path is not None and _ENCODED_SEPARATOR.search(raw_path):
-        return "the path contains an encoded '/', '\\' or NUL"
-    return None
 
 
 # -- reading -------------------------------------------------------------------------------------------
