@@ -43,6 +43,7 @@ from urllib.parse import unquote_to_bytes
 
 __all__ = [
     "FORWARDING_HEADERS",
+    "HEADER_FOLD",
     "HOP_BY_HOP",
     "IDENTITY_HEADERS",
     "IDENTITY_PREFIX",
@@ -133,14 +134,17 @@ _KINDS: dict[bytes, HeaderKind] = {
     **dict.fromkeys(TOKEN_HEADERS, HeaderKind.TOKEN),
     **{name.lower().encode("ascii"): HeaderKind.IDENTITY for name in IDENTITY_HEADERS},
 }
-# Letters to lower case, digits kept, every other byte to '-': one C call per name.
-_FOLD = bytes(c + 32 if 65 <= c <= 90 else c if (97 <= c <= 122 or 48 <= c <= 57) else 45 for c in range(256))
+# ``name.translate(HEADER_FOLD)`` is ``header_key(name)`` for bytes: letters to lower case, digits
+# kept, every other byte to '-'; one C call per name on the hot path.
+HEADER_FOLD = bytes(
+    c + 32 if 65 <= c <= 90 else c if (97 <= c <= 122 or 48 <= c <= 57) else 45 for c in range(256)
+)
 
 
 def header_key(name: bytes | str) -> bytes:
     """``name`` as the guard compares it: lower case, every non-alphanumeric character as ``-``."""
     raw = name.encode("latin-1", "replace") if isinstance(name, str) else name
-    return raw.translate(_FOLD)
+    return raw.translate(HEADER_FOLD)
 
 
 def header_kind(name: bytes | str) -> HeaderKind | None:
@@ -196,7 +200,7 @@ class HeaderFilter:
 
     def dropped(self, name: bytes, *, strip_tokens: bool) -> HeaderKind | None:
         """Why the header ``name`` is removed, or ``None`` to keep it."""
-        key = name.translate(_FOLD)
+        key = name.translate(HEADER_FOLD)
         kind = self._drop.get(key)
         if kind is not None:
             return kind
