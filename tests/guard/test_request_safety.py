@@ -3,6 +3,8 @@ ordinary paths and headers that must keep working."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from keyless.guard._request_safety import (
@@ -26,6 +28,9 @@ PATHS = [
     ("/.well-known/openid-configuration", None),
     ("/files/report.v2..final", None),
     ("/caf%C3%A9", None),
+    ("/%E6%96%87%E6%9B%B8", None),
+    ("/%EF%BD%81dmin/x", "NFKC"),
+    ("/cafe%CC%81", "NFKC"),
     ("/100%25", None),
     ("/file%2etxt", None),
     ("/a:b@c/~x!$&'()*+,=", None),
@@ -43,8 +48,8 @@ PATHS = [
     ("/public/..%3B/admin/x", "'..' segment"),
     ("/public/%252e%252e/admin/x", "'..' segment"),
     ("/public/%25252e%25252e/admin/x", "'..' segment"),
-    ("/public/\uff0e\uff0e/admin/x".encode().decode("latin-1"), "Unicode-normalised"),
-    ("/public/%EF%BC%8E%EF%BC%8E/admin/x", "Unicode-normalised"),
+    ("/public/\uff0e\uff0e/admin/x".encode().decode("latin-1"), "NFKC"),
+    ("/public/%EF%BC%8E%EF%BC%8E/admin/x", "NFKC"),
     # empty segments, path parameters, whitespace and control characters
     ("//admin/x", "empty segment"),
     ("/admin//x", "empty segment"),
@@ -63,7 +68,7 @@ PATHS = [
     ("/a%252fb", "encoded '/'"),
     ("/a%5Cb", "backslash"),
     ("/a\\b", "backslash"),
-    ("/a%EF%BC%8Fb", "normalises to '/'"),
+    ("/a%EF%BC%8Fb", "NFKC"),
     # encodings that cannot be read one way only
     ("/a%FF", "not UTF-8"),
     ("/a%C0%AE%C0%AE/x", "not UTF-8"),
@@ -94,9 +99,10 @@ def test_without_a_raw_path_the_decoded_path_is_judged() -> None:
 )
 def test_case_insensitive_policies_refuse_characters_whose_case_folds_to_ascii(path: str) -> None:
     raw = path.encode("utf-8")
-    assert unsafe_path(path, raw) is None  # case-sensitive: a different path, nothing to confuse
+    if unicodedata.is_normalized("NFKC", path):  # the others are refused as not NFKC anyway
+        assert unsafe_path(path, raw) is None  # case-sensitive: a different path, nothing to confuse
     problem = unsafe_path(path, raw, case_insensitive=True)
-    assert problem is not None and "case folds to ASCII" in problem
+    assert problem is not None and ("case folds to ASCII" in problem or "NFKC" in problem)
     assert unsafe_path("/caf\u00e9", "/caf\u00e9".encode(), case_insensitive=True) is None
 
 

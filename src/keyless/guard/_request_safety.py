@@ -15,6 +15,8 @@ these readings could differ from the policy's:
 * it has ``;`` (path parameters), a backslash, a control character or whitespace (raw or encoded),
   or an encoded ``/``;
 * its percent-encoding is not UTF-8, or decoding it again would reveal any of the above;
+* it is not in Unicode NFKC form (fullwidth ``．．`` or ``ａdmin``, ligatures, decomposed accents),
+  which some upstreams apply before routing;
 * with ``case_insensitive=True``: it has a non-ASCII character whose upper/lower case is ASCII
   (dotless i, long s, the Kelvin sign, ligatures), which case-insensitive routers fold unpredictably.
 
@@ -256,13 +258,8 @@ def _reading_problem(reading: bytes) -> str | None:
 
 def _text_problem(text: str, *, case_insensitive: bool) -> str | None:
     """What is unsafe in the decoded path's characters (non-ASCII paths only)."""
-    folded = unicodedata.normalize("NFKC", text)
-    if folded != text:
-        if folded.count("/") != text.count("/"):
-            return "the path has a character that normalises to '/'"
-        problem = _reading_problem(folded.encode("utf-8", "surrogatepass"))
-        if problem is not None:
-            return problem + " once Unicode-normalised"
+    if not unicodedata.is_normalized("NFKC", text):
+        return "the path has characters that Unicode normalisation (NFKC) changes"
     if case_insensitive and any(map(_ascii_case_alias, text)):
         return "the path has a character whose case folds to ASCII"
     return None
