@@ -15,8 +15,8 @@ these readings could differ from the policy's:
 * it has ``;`` (path parameters), a backslash, a control character or whitespace (raw or encoded),
   or an encoded ``/``;
 * its percent-encoding is not UTF-8, or decoding it again would reveal any of the above;
-* it is not in Unicode NFKC form (fullwidth ``．．`` or ``ａdmin``, ligatures, decomposed accents),
-  which some upstreams apply before routing;
+* it is not in Unicode NFKC form (fullwidth dots and letters such as ``%EF%BD%81dmin``, ligatures,
+  decomposed accents), which some upstreams apply before routing;
 * with ``case_insensitive=True``: it has a non-ASCII character whose upper/lower case is ASCII
   (dotless i, long s, the Kelvin sign, ligatures), which case-insensitive routers fold unpredictably.
 
