@@ -46,8 +46,8 @@ PATHS = [
     ("/public/%2e./admin/x", "'..' segment"),
     ("/public/..%3b/admin/x", "'..' segment"),
     ("/public/..%3B/admin/x", "'..' segment"),
-    ("/public/%252e%252e/admin/x", "'..' segment"),
-    ("/public/%25252e%25252e/admin/x", "'..' segment"),
+    ("/public/%252e%252e/admin/x", "twice"),
+    ("/public/%25252e%25252e/admin/x", "twice"),
     ("/public/\uff0e\uff0e/admin/x".encode().decode("latin-1"), "NFKC"),
     ("/public/%EF%BC%8E%EF%BC%8E/admin/x", "NFKC"),
     # empty segments, path parameters, whitespace and control characters
@@ -61,18 +61,18 @@ PATHS = [
     ("/admin%0d%0a/x", "whitespace"),
     ("/admin%00/x", "whitespace"),
     ("/admin%7f/x", "whitespace"),
-    ("/admin%2520/x", "whitespace"),
+    ("/admin%2520/x", "twice"),
     # separators that are not '/'
     ("/a%2Fb", "encoded '/'"),
     ("/a%2fb", "encoded '/'"),
-    ("/a%252fb", "encoded '/'"),
+    ("/a%252fb", "twice"),
     ("/a%5Cb", "backslash"),
     ("/a\\b", "backslash"),
     ("/a%EF%BC%8Fb", "NFKC"),
     # encodings that cannot be read one way only
     ("/a%FF", "not UTF-8"),
     ("/a%C0%AE%C0%AE/x", "not UTF-8"),
-    ("/x%" + "25" * 6 + "41", "too many times"),
+    ("/x%2561dmin", "twice"),
     ("relative", "start with '/'"),
     ("*", "start with '/'"),
 ]

@@ -62,6 +62,8 @@ _POLICY_KEYS = ("anonymous", "default", "rules", "case_insensitive_paths")
 
 def compile_pattern(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
     """A glob over URL paths as a regular expression (see the module docs)."""
+    while "/**/**" in pattern:  # several '**' segments in a row mean one
+        pattern = pattern.replace("/**/**", "/**")
     out = []
     i = 0
     while i < len(pattern):

@@ -14,7 +14,8 @@ these readings could differ from the policy's:
 * it has an empty segment (``//x``, ``/a//b``); one trailing ``/`` is fine;
 * it has ``;`` (path parameters), a backslash, a control character or whitespace (raw or encoded),
   or an encoded ``/``;
-* its percent-encoding is not UTF-8, or decoding it again would reveal any of the above;
+* its percent-encoding is not UTF-8, or it is encoded twice (``%252e``: an upstream that decodes
+  again, as IIS can, would read another path; IIS itself refuses these by default);
 * it is not in Unicode NFKC form (fullwidth dots and letters such as ``%EF%BD%81dmin``, ligatures,
   decomposed accents), which some upstreams apply before routing;
 * with ``case_insensitive=True``: it has a non-ASCII character whose upper/lower case is ASCII
@@ -39,6 +40,7 @@ front do); the proxy uses the same table with its own framing on top.
 from __future__ import annotations
 
 import enum
+import re
 import unicodedata
 from collections.abc import Iterable
 from urllib.parse import unquote_to_bytes
@@ -227,7 +229,7 @@ class HeaderFilter:
 # Bytes a path may hold without a closer look: unreserved, sub-delims other than ';', ':', '@', '/'.
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,=:@/")
 _PLAIN_BYTES = bytes(_PLAIN)
-_MAX_DECODINGS = 4
+_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
 
 
 def _ascii_case_alias(char: str) -> bool:
@@ -276,23 +278,21 @@ def unsafe_path(path: str, raw_path: bytes | None = None, *, case_insensitive: b
         return "the path must start with '/'"
     if not raw.translate(None, _PLAIN_BYTES):  # the common case: plain ASCII, nothing encoded
         return _reading_problem(raw) if b"//" in raw or b"/." in raw else None
-    reading = raw
-    for depth in range(_MAX_DECODINGS + 1):
-        problem = _reading_problem(reading)
-        if problem is not None:
-            return problem if depth == 0 else problem + " once decoded"
-        if b"%" not in reading:
-            break
-        decoded = unquote_to_bytes(reading)
-        if decoded.count(b"/") != reading.count(b"/"):
+    problem = _reading_problem(raw)
+    if problem is not None:
+        return problem
+    decoded = raw
+    if b"%" in raw:
+        decoded = unquote_to_bytes(raw)
+        if decoded.count(b"/") != raw.count(b"/"):
             return "the path has an encoded '/'"
-        if decoded == reading:
-            break
-        reading = decoded
-    else:
-        return "the path is percent-encoded too many times"
+        problem = _reading_problem(decoded)
+        if problem is not None:
+            return problem + " once decoded"
+        if _ESCAPE.search(decoded):
+            return "the path is percent-encoded twice (an escape inside an escape)"
     try:
-        text = (unquote_to_bytes(raw) if b"%" in raw else raw).decode("utf-8")
+        text = decoded.decode("utf-8")
     except UnicodeDecodeError:
         return "the path is not UTF-8"
     if not text.isascii():
