@@ -218,10 +218,18 @@ class HeaderFilter:
         self, headers: list[tuple[bytes, bytes]], *, strip_tokens: bool
     ) -> list[tuple[bytes, bytes]] | None:
         """``headers`` without what :meth:`dropped` removes; ``None`` when nothing is removed."""
-        dropped = self.dropped
-        if not any(dropped(name, strip_tokens=strip_tokens) for name, _ in headers):
+        drop, fold, prefix = self._drop, HEADER_FOLD, IDENTITY_PREFIX
+        for name, _ in headers:  # the common case, nothing to drop: one translate and lookup each
+            key = name.translate(fold)
+            if (
+                key in drop
+                or key.startswith(prefix)
+                or (key in TOKEN_HEADERS and (strip_tokens or key != name))
+            ):
+                break
+        else:
             return None
-        return [(n, v) for n, v in headers if dropped(n, strip_tokens=strip_tokens) is None]
+        return [(n, v) for n, v in headers if self.dropped(n, strip_tokens=strip_tokens) is None]
 
 
 # -- paths -----------------------------------------------------------------------------------------
@@ -230,6 +238,7 @@ class HeaderFilter:
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,=:@/")
 _PLAIN_BYTES = bytes(_PLAIN)
 _ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
+_CONTROLS = bytes([*range(0x21), 0x7F])
 
 
 def _ascii_case_alias(char: str) -> bool:
@@ -238,7 +247,7 @@ def _ascii_case_alias(char: str) -> bool:
 
 
 def _reading_problem(reading: bytes) -> str | None:
-    """What is unsafe in one reading of the path (the raw bytes, or one decoding of them)."""
+    """What is unsafe in one reading of the path (the raw bytes, or their decoding): C-level scans only."""
     if b";" in reading:
         for segment in reading.split(b"/"):
             if unquote_to_bytes(segment.split(b";", 1)[0]) in (b".", b".."):
@@ -246,15 +255,12 @@ def _reading_problem(reading: bytes) -> str | None:
         return "the path has ';' parameters"
     if b"\\" in reading:
         return "the path has a backslash"
-    if any(c < 0x21 or c == 0x7F for c in reading):
+    if len(reading.translate(None, _CONTROLS)) != len(reading):
         return "the path has whitespace or a control character"
-    segments = reading.split(b"/")
-    last = len(segments) - 1
-    for index, segment in enumerate(segments):
-        if segment in (b".", b".."):
-            return "the path has a '.' or '..' segment"
-        if not segment and 0 < index < last:
-            return "the path has an empty segment ('//')"
+    if b"/." in reading and (b"/./" in reading or b"/../" in reading or reading.endswith((b"/.", b"/.."))):
+        return "the path has a '.' or '..' segment"
+    if b"//" in reading:  # an empty segment other than the last (one trailing '/' is fine)
+        return "the path has an empty segment ('//')"
     return None
 
 
@@ -277,7 +283,7 @@ def unsafe_path(path: str, raw_path: bytes | None = None, *, case_insensitive: b
     if not raw.startswith(b"/"):
         return "the path must start with '/'"
     if not raw.translate(None, _PLAIN_BYTES):  # the common case: plain ASCII, nothing encoded
-        return _reading_problem(raw) if b"//" in raw or b"/." in raw else None
+        return _reading_problem(raw) if b"/." in raw or b"//" in raw else None
     problem = _reading_problem(raw)
     if problem is not None:
         return problem
