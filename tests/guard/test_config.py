@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from keyless._limits import ServerLimits
 from keyless.errors import ConfigurationError
 from keyless.guard import GuardConfig, Verifier, config_from_mapping, load_config
 from keyless.guard._config import PRESENT
@@ -223,3 +224,16 @@ def test_request_safety_options_that_would_weaken_the_guard_are_problems() -> No
     assert "'X-Forwarded-For' cannot be allowed" in text
     assert "'Accept' is not an override header" in text
     assert "only an 'allow: anonymous' rule may forward" in text
+
+
+def test_the_server_section_sets_the_proxy_s_resource_bounds() -> None:
+    base = {"issuers": [{"kind": "google"}], "audiences": ["https://svc.run.app"]}
+    assert config_from_mapping(base).server_limits == ServerLimits()
+    config = config_from_mapping(
+        {**base, "server": {"max_header_bytes": 16384, "header_timeout": 3, "max_connections": 50}}
+    )
+    assert config.server_limits == ServerLimits(max_header_bytes=16384, header_timeout=3, max_connections=50)
+    with pytest.raises(ConfigurationError) as raised:
+        config_from_mapping({**base, "server": {"max_header_bytes": 10, "max_conections": 5}})
+    assert any("max_header_bytes" in p for p in raised.value.problems)
+    assert any("max_conections" in p for p in raised.value.problems)
