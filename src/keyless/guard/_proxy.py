@@ -205,17 +205,19 @@ class GuardProxy:
                 if not key.startswith(IDENTITY_PREFIX) and not (named and key in named):
                     out.append((name, value))
                 continue
-            if key != name or (named and key in named):
-                continue  # an odd spelling of a special header, or one Connection names
-            if action == _KEEP or (action == _AUTHORIZATION and forward_authorization):
-                out.append((name, value))
-            elif action == _LENGTH:
+            if key != name:
+                continue  # an odd spelling of a special header: neither read nor forwarded
+            if action == _LENGTH:
                 if value.strip().isdigit():
                     length = int(value)
             elif action == _FORWARDED_FOR:
                 forwarded_for = value
             elif action == _HOST:
                 host = value
+            elif (action == _KEEP or (action == _AUTHORIZATION and forward_authorization)) and not (
+                named and key in named
+            ):
+                out.append((name, value))
         client = scope.get("client")
         if client:
             address = str(client[0]).encode("ascii", "replace")
