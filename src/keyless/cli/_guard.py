@@ -238,7 +238,8 @@ def check(config: Path = _CONFIG) -> None:
     console.print(f"audiences: {escape(', '.join(settings.audiences) or '(per issuer)')}", highlight=False)
     console.print(f"algorithms: {', '.join(settings.algorithms)}; leeway {settings.leeway:g} s")
     policy = settings.policy
-    console.print(f"policy: {len(policy.rules)} rule(s), default {policy.default}")
+    folded = ", paths matched ignoring case" if policy.case_insensitive_paths else ""
+    console.print(f"policy: {len(policy.rules)} rule(s), default {policy.default}{folded}")
     for rule in policy.rules:
         methods = ",".join(sorted(rule.methods)) if rule.methods else "*"
         need = rule.allow or " ".join(
@@ -250,6 +251,9 @@ def check(config: Path = _CONFIG) -> None:
             )
             if part
         )
-        console.print(f"  {methods} {' '.join(rule.patterns)} -> {escape(need)}", highlight=False)
+        forwards = " (forwards Authorization)" if rule.forward_authorization else ""
+        console.print(f"  {methods} {' '.join(rule.patterns)} -> {escape(need)}{forwards}", highlight=False)
+    overrides = ", ".join(sorted(h.decode() for h in settings.forward_override_headers)) or "none"
+    console.print(f"override headers passed on: {overrides}", highlight=False)
     for warning in settings.development_warnings():
         err().print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
