@@ -66,6 +66,11 @@ class AuthoritySettings(BaseSettings):
     )
     http_timeout: float = Field(5.0, gt=0, le=60, description="Timeout for fetching external issuers.")
     max_form_bytes: int = Field(64 * 1024, ge=1024, description="Largest token request body accepted.")
+    admin_max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest admin API request body (413 above), read only once the admin key passed.",
+    )
     cache_poll_interval: float = Field(
         1.0, gt=0, description="How often the directory cache polls the store."
     )

@@ -75,7 +75,8 @@ class TokenFastPath:
 
 
 def create_app(authority: Authority, *, background: bool = True) -> TokenFastPath:
-    from keyless.authority.http._admin_api import create_admin_api
+    from keyless.authority.http._admin_api import create_admin_api, graph_error
+    from keyless.authority.http._admin_gate import AdminGate
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -89,8 +90,14 @@ def create_app(authority: Authority, *, background: bool = True) -> TokenFastPat
                     await task
             await authority.aclose()
 
+    admin = AdminGate(
+        create_admin_api(authority),
+        check_key=authority.check_admin_key,
+        max_body_bytes=authority.settings.admin_max_body_bytes,
+        error=graph_error,
+    )
     app = Starlette(
-        routes=[Mount("/admin", app=create_admin_api(authority)), *protocol_routes()],
+        routes=[Mount("/admin", app=admin), *protocol_routes()],
         exception_handlers={404: _not_found, 405: _method_not_allowed, 500: _server_error},
         lifespan=lifespan,
     )
