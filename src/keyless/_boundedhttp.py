@@ -173,11 +173,23 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
-def server_options(limits: ServerLimits) -> dict[str, Any]:
-    """``uvicorn.Config`` options that enforce ``limits`` (picklable, for worker processes)."""
+def server_options(limits: ServerLimits, *, forwarded_allow_ips: str | None = None) -> dict[str, Any]:
+    """``uvicorn.Config`` options that enforce ``limits`` (picklable, for worker processes).
+
+    ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed only from the proxies named in
+    ``forwarded_allow_ips`` (uvicorn's own default trusts them from loopback, so any local client
+    could pick the address the logs show and the scheme the application sees); without it the peer
+    address and the socket's scheme are the truth.
+    """
+    proxies: dict[str, Any] = (
+        {"proxy_headers": True, "forwarded_allow_ips": forwarded_allow_ips}
+        if forwarded_allow_ips
+        else {"proxy_headers": False}
+    )
     return {
         "http": functools.partial(BoundedHttpProtocol, limits=limits),
         "timeout_keep_alive": limits.keep_alive_timeout,
         # uvicorn counts the connection asking, and answers 503 once the count reaches the limit.
         "limit_concurrency": limits.max_connections + 1,
+        **proxies,
     }

@@ -36,6 +36,13 @@ class AuthoritySettings(BaseSettings):
         None,
         description="Base URL clients use (issuers and endpoints derive from it). Default: https://localhost:PORT",
     )
+    forwarded_allow_ips: str | None = Field(
+        None,
+        description=(
+            "Proxies trusted to set X-Forwarded-For/-Proto (comma-separated addresses or networks); "
+            "default: none, the peer address is the client."
+        ),
+    )
     tls: bool = Field(True, description="Serve HTTPS (every Microsoft client requires it).")
     tls_cert: Path | None = Field(None, description="Server certificate chain (PEM); default: a local CA's.")
     tls_key: Path | None = Field(None, description="Server private key (PEM).")
@@ -49,6 +56,15 @@ class AuthoritySettings(BaseSettings):
     token_lifetime_min: int = Field(3600, ge=60, description="Shortest access-token lifetime (s).")
     token_lifetime_max: int = Field(5400, ge=60, description="Longest access-token lifetime (s).")
     assertion_leeway: int = Field(300, ge=0, le=900, description="Clock skew allowed on assertions (s).")
+    max_assertion_lifetime: int = Field(
+        3600,
+        ge=60,
+        le=86400,
+        description=(
+            "Longest lifetime (s) of a certificate client assertion, exp minus now (MSAL signs 10 "
+            "minutes, azure-identity 30). Federated assertions keep their issuer's lifetime."
+        ),
+    )
     assertion_algorithms: tuple[str, ...] = Field(
         ("RS256",), description="Algorithms accepted for federated assertions (Entra supports RS256)."
     )

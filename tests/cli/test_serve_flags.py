@@ -132,6 +132,20 @@ def _dev(served: Served) -> None:
             assert answer.json()["token_type"] == "Bearer"
 
 
+def _forwarded_allow_ips(served: Served) -> None:
+    # The named proxy (loopback here) is believed: the refusal's log line names the client it
+    # forwarded for. Without the flag the peer address is logged (tests/cli/test_serve.py).
+    with served.client() as client:
+        answer = client.get(
+            "/admin/v1.0/tenants",
+            headers={"Authorization": "Bearer wrong", "X-Forwarded-For": "203.0.113.9"},
+        )
+    assert answer.status_code == 401
+    served.server.wait_for(
+        lambda record: "refused a bad admin key from 203.0.113.9" in record.get("message", ""), timeout=5
+    )
+
+
 # The check for each flag of `keyless serve`, by its parameter name.
 FLAG_CHECKS: dict[str, Callable[[Served], None]] = {
     "host": _host,
@@ -141,6 +155,7 @@ FLAG_CHECKS: dict[str, Callable[[Served], None]] = {
     "workers": _workers,
     "public_url": _public_url,
     "dev": _dev,
+    "forwarded_allow_ips": _forwarded_allow_ips,
 }
 
 
@@ -165,6 +180,7 @@ def _serving(workers: int, tmp_path: Path) -> Iterator[Served]:
             "--workers", str(workers),
             "--public-url", public_url,
             "--dev",
+            "--forwarded-allow-ips", "127.0.0.1",
         ]  # fmt: skip
         with Server(args, env={"KEYLESS_DATA_DIR": str(env_data_dir)}) as server:
             server.wait_listening(HOST, port)

@@ -63,6 +63,7 @@ class ClientAuthPolicy:
     assertion_algorithms: frozenset[str]
     issuer_overrides: Mapping[str, str]
     own_issuer_prefix: str  # tokens from this authority itself are refused as assertions (700222)
+    max_assertion_lifetime: float = 3600.0  # a certificate assertion's exp at most this far ahead
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class Presented:
     client_secret: str | None
     client_assertion: str | None
     client_assertion_type: str | None
-    origins: frozenset[str]  # scheme://host:port the server was reached at (certificate assertion ``aud``)
+    origins: frozenset[str]  # the configured public URL(s): a certificate assertion's ``aud`` names one
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,7 @@ class ClientAuthenticator:
         if not _audience_matches(payload.get("aud"), accepted):
             raise refuse(700023, detail=f"Presented audience: {_claim_text(payload.get('aud'))!r}.")
         window = self._time_window(payload, now)
+        self._bounded_lifetime(payload, now, window)
         jti = payload.get("jti")
         if not isinstance(jti, str) or not jti:
             raise refuse(50027, detail="A certificate assertion must carry a 'jti' claim.")
@@ -200,6 +202,23 @@ class ClientAuthenticator:
             raise refuse(7000272, kid=parsed.kid or "(none)", iss=iss) from None
         except (UnsupportedAlgorithm, InvalidSignature) as exc:
             raise refuse(700027, detail=exc.reason) from None
+
+    def _bounded_lifetime(self, payload: Mapping[str, Any], now: float, expires: float) -> None:
+        """A certificate assertion is made for one request: its ``exp`` may lie at most
+        ``max_assertion_lifetime`` ahead (MSAL signs 10 minutes, azure-identity 30), and an ``iat``
+        may not lie in the future. Ten-year or 2**63 expiries would otherwise be accepted and kept
+        in the replay store that long."""
+        limit = self._policy.max_assertion_lifetime
+        if expires - now > limit + self._policy.leeway:
+            raise refuse(
+                50027, detail=f"The assertion expires {expires - now:.0f} s from now; at most {limit:.0f} s."
+            )
+        iat = payload.get("iat")
+        if iat is not None:
+            if not isinstance(iat, int | float) or isinstance(iat, bool):
+                raise refuse(50027, detail="The 'iat' claim must be a number of seconds.")
+            if iat > now + self._policy.leeway:
+                raise refuse(50027, detail="The assertion's 'iat' lies in the future.")
 
     # -- shared --------------------------------------------------------------------------------
     def _time_window(self, payload: Mapping[str, Any], now: float) -> float:

@@ -92,6 +92,7 @@ class Authority:
             assertion_algorithms=frozenset(settings.assertion_algorithms),
             issuer_overrides=dict(settings.issuer_overrides),
             own_issuer_prefix=settings.base_url + "/",
+            max_assertion_lifetime=settings.max_assertion_lifetime,
         )
         authenticator = ClientAuthenticator(policy, self._issuer_key_set, self._use_once, clock)
         self.tokens = TokenService(

@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -105,10 +106,10 @@ def _serve(
         logging.getLogger("keyless.guard").info(started)
     else:
         err().print(started, highlight=False, markup=False)
-    # The guard writes its own access log (with the decision and its reason) and its own
-    # X-Forwarded-* headers: uvicorn's proxy-headers rewrite would replace the real peer address
-    # with whatever a local client claims in X-Forwarded-For.
-    options = {"server_header": False, "lifespan": "on", "proxy_headers": False}
+    # server_options turns uvicorn's proxy-headers rewrite off: the guard writes its own access log
+    # (with the decision and its reason) and its own X-Forwarded-* headers, and that rewrite would
+    # replace the real peer address with whatever a local client claims in X-Forwarded-For.
+    options: dict[str, Any] = {"server_header": False, "lifespan": "on"}
     options.update(server_options(settings.server_limits))
     if workers == 1:
         serve_here(proxy, sock, log_level=log_level, grace=grace, options=options)

@@ -70,6 +70,12 @@ def serve(
     workers: int = typer.Option(None, help="Server processes [env KEYLESS_WORKERS; default 1]."),
     public_url: str = typer.Option(None, help="Base URL clients use [env KEYLESS_PUBLIC_URL]."),
     dev: bool = typer.Option(False, "--dev", help="Development mode (allows http issuers on loopback)."),
+    forwarded_allow_ips: str = typer.Option(
+        None,
+        "--forwarded-allow-ips",
+        help="Proxies trusted for X-Forwarded-For/-Proto, comma-separated [env KEYLESS_FORWARDED_ALLOW_IPS; "
+        "default: none].",
+    ),
 ) -> None:
     from keyless._boundedhttp import server_options
     from keyless._net import bind_socket
@@ -86,6 +92,7 @@ def serve(
             "data_dir": data_dir,
             "workers": workers,
             "public_url": public_url,
+            "forwarded_allow_ips": forwarded_allow_ips,
         }.items()
         if v is not None
     }
@@ -102,7 +109,8 @@ def serve(
         _note(f"trust file {trust}: {len(changes.changes)} change(s) applied")
     _announce(settings, tls)
     ssl = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
-    options = {**ssl, **server_options(settings.server_limits)}
+    limits = server_options(settings.server_limits, forwarded_allow_ips=settings.forwarded_allow_ips)
+    options = {**ssl, **limits}
     if settings.workers == 1:
         serve_here(
             create_app(authority),

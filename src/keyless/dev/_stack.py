@@ -156,11 +156,7 @@ def run_stack(data_dir: Path, trust_file: Path, ports: DevPorts = DevPorts()) ->
         assert tls.ca_cert is not None
         config = _guard_config(authority_url, tenant, resource, tls.ca_cert, upstream_url)
         proxy = GuardProxy(config=config)
-        stack.enter_context(
-            ServerThread(
-                proxy, api_sock, certfile=tls.cert, keyfile=tls.key, name="guard", proxy_headers=False
-            )
-        )
+        stack.enter_context(ServerThread(proxy, api_sock, certfile=tls.cert, keyfile=tls.key, name="guard"))
         dev = DevStack(
             data_dir=data_dir,
             authority_url=authority_url,

@@ -36,7 +36,6 @@ class TokenRequest:
     endpoint_version: Literal[1, 2]
     form: Mapping[str, str]
     basic: tuple[str, str] | None  # (client_id, secret) from an Authorization: Basic header
-    origins: frozenset[str]  # scheme://host:port the server is reachable by, for assertion audiences
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +75,7 @@ class TokenService:
         self._directory = directory
         self._auth = authenticator
         self._base_url = base_url
+        self._origins = frozenset({base_url})
         self._lifetime = lifetime
         self._clock = clock
 
@@ -89,7 +89,10 @@ class TokenService:
             client_secret=request.basic[1] if request.basic else form.get("client_secret"),
             client_assertion=form.get("client_assertion"),
             client_assertion_type=form.get("client_assertion_type"),
-            origins=request.origins | {self._base_url},
+            # Certificate assertions name this server's configured public URL, never the Host the
+            # request happened to carry: an assertion made for another authority (Entra's own
+            # token endpoint) must not be redeemable here by sending its host name.
+            origins=self._origins,
         )
         if request.basic and form.get("client_secret") is not None:
             raise refuse(9002313, detail="The client secret was sent both in the body and in the header.")

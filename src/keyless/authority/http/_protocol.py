@@ -37,16 +37,6 @@ def _authority(request: Request) -> Authority:
     return authority
 
 
-def _origin(request: Request) -> str:
-    """``scheme://host[:port]`` as the client reached us (read from the scope: no URL object)."""
-    scope = request.scope
-    host = request.headers.get("host")
-    if not host:
-        server = scope.get("server") or ("localhost", None)
-        host = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
-    return f"{scope.get('scheme', 'https')}://{host}"
-
-
 # -- token endpoints -----------------------------------------------------------------------------------
 async def _token(request: Request, version: Literal[1, 2]) -> Response:
     authority = _authority(request)
@@ -65,7 +55,6 @@ async def _token(request: Request, version: Literal[1, 2]) -> Response:
             endpoint_version=version,
             form=form,
             basic=read_basic_auth(request),
-            origins=frozenset({_origin(request)}),
         )
         result = await authority.tokens.issue(token_request)
     except OAuthError as exc:
