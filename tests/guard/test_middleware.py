@@ -149,6 +149,8 @@ async def test_unavailable_issuer_is_503_with_retry_after() -> None:
     assert response.status_code == 503
     assert response.headers["retry-after"] == "30"
     assert response.json()["code"] == "issuer_unavailable"
+    # The issuer's internal URLs and statuses stay in the guard's log, off the wire.
+    assert issuer.url.split("://", 1)[1] not in response.text
 
 
 async def test_middleware_made_from_a_config_closes_its_verifier_on_shutdown(issuer: TestIssuer) -> None:

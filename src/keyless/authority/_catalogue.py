@@ -208,7 +208,7 @@ _ENTRIES = [
         90061,
         "invalid_request",
         400,
-        "Request to External OIDC endpoint failed. {detail}",
+        "Request to External OIDC endpoint failed.",
         "The assertion issuer's discovery document or keys could not be fetched.",
     ),
     AadstsCode(
@@ -281,7 +281,13 @@ def refuse(code: int, **params: object) -> OAuthError:
     """The ``OAuthError`` for catalogue entry ``code``, its message filled from ``params``."""
     entry = CATALOGUE[code]
     message = entry.template.format_map(_Lenient(params)).rstrip()
-    return OAuthError(entry.error, f"AADSTS{code}: {message}", status=entry.status, aadsts=code)
+    # A detail the message does not show (an internal URL, an upstream status) is kept for the
+    # audit log and the refusal store only: the caller gets what Entra gives.
+    detail = params.get("detail")
+    hidden = str(detail) if detail and "{detail}" not in entry.template else None
+    return OAuthError(
+        entry.error, f"AADSTS{code}: {message}", status=entry.status, aadsts=code, detail=hidden
+    )
 
 
 def catalogue_markdown() -> str:

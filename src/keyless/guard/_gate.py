@@ -183,12 +183,16 @@ def challenge(outcome: Outcome, realm: str) -> bytes:
 
 
 _ERRORS = {502: "bad_gateway", 503: "temporarily_unavailable", 504: "gateway_timeout"}
+_UNAVAILABLE = "The service cannot check or serve this request right now; try again later."
 
 
 def refusal(outcome: Outcome, realm: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Status, headers and a small JSON body for a refused request."""
     error = outcome.error or _ERRORS.get(outcome.status, "unauthorized")
-    body = json.dumps({"error": error, "error_description": outcome.reason, "code": outcome.code}).encode()
+    # A failure on the guard's side (an issuer's keys or the upstream out of reach) names internal
+    # URLs and statuses: those go to the access log only, the caller gets a generic description.
+    description = _UNAVAILABLE if outcome.status >= 500 else outcome.reason
+    body = json.dumps({"error": error, "error_description": description, "code": outcome.code}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -139,3 +139,16 @@ def test_the_openapi_document_stays_public(small_cap_authority: RunningAuthority
     with httpx.Client(verify=small_cap_authority.ssl_context(), timeout=10) as client:
         response = client.get(small_cap_authority.base_url + "/admin/openapi.json")
     assert response.status_code == 200
+
+
+def test_a_local_clients_x_forwarded_for_does_not_change_the_logged_peer(
+    small_cap_authority: RunningAuthority, caplog: pytest.LogCaptureFixture
+) -> None:
+    with httpx.Client(verify=small_cap_authority.ssl_context(), timeout=10) as client:
+        response = client.get(
+            small_cap_authority.base_url + "/admin/v1.0/tenants",
+            headers={"Authorization": "Bearer wrong", "X-Forwarded-For": "203.0.113.9"},
+        )
+    assert response.status_code == 401
+    messages = [r.getMessage() for r in caplog.records if "bad admin key" in r.getMessage()]
+    assert messages == ["admin API: refused a bad admin key from 127.0.0.1"]

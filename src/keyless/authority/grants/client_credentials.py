@@ -22,7 +22,7 @@ from keyless.authority._client_auth import ClientAuthenticator, Presented
 from keyless.authority._directory import AppView, Directory, TenantView
 from keyless.authority._minting import mint_access_token, token_response
 
-__all__ = ["TokenRequest", "TokenService", "resolve_tenant"]
+__all__ = ["TokenRequest", "TokenService", "is_guid", "is_tenant_ref", "resolve_tenant"]
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
@@ -44,6 +44,10 @@ class TokenResult:
     tenant_id: str
     client_id: str
     claims: Mapping[str, Any]
+
+
+def is_guid(value: str) -> bool:
+    return bool(_GUID.match(value))
 
 
 def is_tenant_ref(ref: str) -> bool:

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 
+from keyless.authority._recordable import MAX_PATH, identifier, printable
+from keyless.authority.grants.client_credentials import is_guid, is_tenant_ref
 from keyless.authority.model import Refusal
 from keyless.errors import OAuthError
 
@@ -55,7 +57,6 @@ def oauth_error_response(
     request: Request,
     *,
     detailed: bool = False,
-    context: str = "",
     client_id: str | None = None,
 ) -> Response:
     trace = str(uuid.uuid4())
@@ -72,21 +73,25 @@ def oauth_error_response(
     body.update(timestamp=stamp, trace_id=trace, correlation_id=corr)
     if exc.aadsts is not None:
         body["error_uri"] = f"https://login.microsoftonline.com/error?code={exc.aadsts}"
-    reason = exc.detail or exc.error_description.split("\r\n", 1)[0]
+    # Nothing of the request is recorded verbatim (see keyless.authority._recordable).
+    raw_tenant: str = request.path_params.get("tenant", "")
+    tenant = identifier(raw_tenant, is_tenant_ref) or ""
+    client = identifier(client_id, is_guid)
+    unvalidated = [v for v, kept in ((raw_tenant, tenant), (client_id, client)) if v and v != kept]
+    reason = printable(exc.detail or exc.error_description.split("\r\n", 1)[0], hide=unvalidated)
+    path = printable(request.url.path, hide=unvalidated, limit=MAX_PATH)
     audit.warning(
-        "refused AADSTS%s %s %s trace_id=%s correlation_id=%s reason=%s",
+        "refused AADSTS%s %s tenant=%s client=%s trace_id=%s correlation_id=%s reason=%s",
         exc.aadsts,
-        request.url.path,
-        context,
+        path,
+        tenant,
+        client,
         trace,
         corr,
         reason,
     )
-    tenant = request.path_params.get("tenant", "")
     request.app.state.authority.refusals.record(
-        Refusal(
-            now.timestamp(), exc.aadsts, exc.error, tenant, client_id, reason, trace, corr, request.url.path
-        )
+        Refusal(now.timestamp(), exc.aadsts, exc.error, tenant, client, reason, trace, corr, path)
     )
     headers = {**NO_STORE, "x-ms-request-id": trace}
     return json_response(body, exc.status, headers)

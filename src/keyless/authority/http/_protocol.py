@@ -58,9 +58,7 @@ async def _token(request: Request, version: Literal[1, 2]) -> Response:
         )
         result = await authority.tokens.issue(token_request)
     except OAuthError as exc:
-        return oauth_error_response(
-            exc, request, detailed=detailed, context=f"tenant={tenant_ref}", client_id=client_id
-        )
+        return oauth_error_response(exc, request, detailed=detailed, client_id=client_id)
     return json_response(result.body, 200, NO_STORE)
 
 
@@ -128,7 +126,7 @@ async def _discovery(request: Request, version: Literal[1, 2]) -> Response:
     try:
         tid = _tenant_for_metadata(request)
     except OAuthError as exc:
-        return oauth_error_response(exc, request, context="discovery")
+        return oauth_error_response(exc, request)
     base = _authority(request).settings.base_url
     return json_response(_discovery_document(base, tid, version), 200, DISCOVERY_HEADERS)
 
@@ -151,7 +149,7 @@ async def _keys(request: Request, version: Literal[1, 2]) -> Response:
             raise refuse(90002, tenant=ref)
         tenant = resolve_tenant(authority.directory(), ref)
     except OAuthError as exc:
-        return oauth_error_response(exc, request, context="jwks")
+        return oauth_error_response(exc, request)
     base = authority.settings.base_url
     issuer = v2_issuer(base, tenant.id) if version == 2 else v1_issuer(base, tenant.id)
     max_age = max(60, min(3600, authority.settings.key_publish_delay))
@@ -179,7 +177,7 @@ async def instance_discovery(request: Request) -> Response:
     tenant = endpoint.path.strip("/").split("/")[0]
     netloc = by_name.get(endpoint.hostname)
     if endpoint.scheme != "https" or netloc is None or not tenant:
-        return oauth_error_response(refuse(50049), request, context="instance discovery")
+        return oauth_error_response(refuse(50049), request)
     body = {
         "tenant_discovery_endpoint": f"https://{netloc}/{tenant}/v2.0/.well-known/openid-configuration",
         "api-version": request.query_params.get("api-version", "1.1"),
