@@ -52,7 +52,9 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             tenant.id, "api", identifier_uris=["api://fuzz"], app_roles=[AppRole(id=new_id(), value="R")]
         )
         caller = admin.create_application(tenant.id, "caller")
-        admin.create_fic(caller, name="fuzz-fic", issuer="https://issuer.example", subject="s", audiences=["x"])
+        admin.create_fic(
+            caller, name="fuzz-fic", issuer="https://issuer.example", subject="s", audiences=["x"]
+        )
         admin.assign_role(caller, resource, "R")
         with httpx.Client(base_url=running.base_url, verify=running.ssl_context(), timeout=10) as client:
             yield Target(client, tenant.id, caller.app_id)
