@@ -1,8 +1,18 @@
 """Reaching a running authority's admin API: the local one is found from the data directory
-(its URL, admin key and CA); a remote one from ``--url`` and ``--admin-key`` (or environment)."""
+(its URL, admin key and CA); a remote one from ``--url`` and ``--admin-key`` (or environment).
+
+The admin key is a bearer credential, so where it goes is checked before anything is sent:
+
+* the data directory's ``admin.key`` goes only to the URL recorded in that data directory; another
+  URL needs ``--admin-key`` (or ``KEYLESS_ADMIN_KEY``), said explicitly;
+* plain ``http://`` only to a loopback address (a local ``keyless serve`` without TLS);
+* an answer without the admin API's ``X-Keyless-Admin`` header is not read: whatever answered at
+  that URL is not a keyless authority, and the command says so instead of misreading it.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import ssl
 from dataclasses import dataclass
@@ -24,6 +34,8 @@ from keyless.errors import (
 
 __all__ = ["AdminClient", "Unreachable", "call", "connect"]
 
+ADMIN_API_HEADER = "x-keyless-admin"
+
 
 @dataclass
 class AdminClient:
@@ -36,6 +48,7 @@ class AdminClient:
             response = self.http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
             raise _unreachable(self.base_url, exc) from None
+        _require_keyless(self.base_url, response)
         if response.status_code == 401:
             raise ConfigurationError("the admin key was refused: pass --admin-key or set KEYLESS_ADMIN_KEY")
         if response.status_code >= 400:
@@ -64,9 +77,15 @@ def connect(url: str | None, admin_key: str | None, data_dir: Path | None) -> Ad
     url_file = settings.data_dir / URL_FILE
     local = url_file.read_text().strip() if url_file.exists() else settings.base_url
     base = (url or os.environ.get("KEYLESS_URL") or local).rstrip("/")
+    _require_safe_transport(base)
     key = admin_key or os.environ.get("KEYLESS_ADMIN_KEY")
     key_file = settings.data_dir / ADMIN_KEY_FILE
     if not key and key_file.exists():
+        if _origin(base) != _origin(local):
+            raise ConfigurationError(
+                f"{key_file} is the admin key of {local}; it is not sent to {base}: pass --admin-key "
+                "(or set KEYLESS_ADMIN_KEY) for that authority"
+            )
         key = key_file.read_text().strip()
     if not key:
         raise ConfigurationError(
@@ -78,6 +97,44 @@ def connect(url: str | None, admin_key: str | None, data_dir: Path | None) -> Ad
         timeout=30,
     )
     return AdminClient(base, http)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = httpx.URL(url)
+    return parts.scheme, parts.host.lower(), parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _require_safe_transport(base: str) -> None:
+    """The admin key travels only over https, or over http to this machine."""
+    try:
+        parts = httpx.URL(base)
+    except httpx.InvalidURL as exc:
+        raise ConfigurationError(f"--url {base!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("https", "http") or not parts.host:
+        raise ConfigurationError(f"--url {base!r} must be an https:// URL")
+    if parts.scheme == "http" and not _is_loopback(parts.host):
+        raise ConfigurationError(
+            f"refusing to send the admin key in clear text to {base}: use https:// "
+            "(plain http is accepted only for a loopback address)"
+        )
+
+
+def _require_keyless(base_url: str, response: httpx.Response) -> None:
+    if ADMIN_API_HEADER not in response.headers:
+        kind = response.headers.get("content-type", "no content type").split(";", 1)[0]
+        raise ConfigurationError(
+            f"{base_url} did not answer like a keyless authority (HTTP {response.status_code}, {kind}, "
+            f"no {ADMIN_API_HEADER} header): check --url"
+        )
 
 
 def _trust(local_ca: Path, *, local: bool) -> ssl.SSLContext | bool:
@@ -124,6 +181,7 @@ def call(client: AdminClient, method: str, path: str, **kwargs: Any) -> Any:
         response = client.http.request(method, url, **kwargs)
     except httpx.TransportError as exc:
         raise _unreachable(client.base_url, exc) from None
+    _require_keyless(client.base_url, response)
     status = response.status_code
     if status < 400:
         return response.json() if response.content else None

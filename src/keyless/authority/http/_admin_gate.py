@@ -21,9 +21,13 @@ import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["PUBLIC_PATHS", "AdminGate"]
+__all__ = ["ADMIN_API_HEADER", "PUBLIC_PATHS", "AdminGate"]
 
 log = logging.getLogger("keyless.admin")
+
+# On every answer of the admin API, so a client can tell a keyless authority from whatever else
+# answers at a URL (the CLI refuses to read answers without it).
+ADMIN_API_HEADER = (b"x-keyless-admin", b"v1.0")
 
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
@@ -47,6 +51,8 @@ class AdminGate:
         self.error = error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            send = _marked(send)
         if scope["type"] != "http" or _route_path(scope) in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
@@ -116,6 +122,15 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+def _marked(send: Send) -> Callable[[Message], Awaitable[None]]:
+    async def marked(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), ADMIN_API_HEADER]}
+        await send(message)
+
+    return marked
 
 
 def _closing(send: Send) -> Callable[[Message], Awaitable[None]]:
