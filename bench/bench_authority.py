@@ -27,8 +27,8 @@ from tests._support.oidc_issuer import TestIssuer
 
 from bench._ceiling import Ceiling, measure_ceiling
 from bench._wrk import parse_wrk
-from keyless.authority._runtime import Authority
-from keyless.authority.grants.client_credentials import TokenRequest
+from keyless.authority._service import Authority
+from keyless.authority.token.client_credentials import TokenRequest
 from keyless.config import load_authority_settings
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

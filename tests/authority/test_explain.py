@@ -8,14 +8,19 @@ import time
 import pytest
 from tests._support.oidc_issuer import TestIssuer
 
-from keyless.authority._explain import decode_unverified, explain_assertion, human_time, issuer_to_fetch
-from keyless.authority._github_subject import (
+from keyless.authority.directory.refusals import Refusal, RefusalLog
+from keyless.authority.explain.dry_run import (
+    decode_unverified,
+    explain_assertion,
+    human_time,
+    issuer_to_fetch,
+)
+from keyless.authority.explain.github import (
     describe_github_subject,
     github_other_workload,
     github_subject_mismatch,
     parse_github_subject,
 )
-from keyless.authority._refusals import Refusal, RefusalLog
 from keyless.authority.model import FederatedIdentityCredential
 from keyless.errors import MalformedToken
 from keyless.jose import KeySet, Signer, encode_jwt

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from keyless.authority._matching import match_fic, near_miss, refuse_issuer
 from keyless.authority.model import FederatedIdentityCredential
+from keyless.authority.token.matching import match_fic, near_miss, refuse_issuer
 from keyless.errors import OAuthError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from keyless.authority._refusals import Refusal, RefusalLog
+from keyless.authority.directory.refusals import Refusal, RefusalLog
 from keyless.authority.store import SqlStore
 
 

@@ -10,7 +10,7 @@ import jwt
 import pytest
 from tests._support.authority_server import Federation, RunningAuthority
 
-from keyless.authority._signing import KeyManager, current_signer_record
+from keyless.authority.directory.signing import KeyManager, current_signer_record
 from keyless.authority.model import KeyState
 from keyless.authority.store import SqlStore
 from keyless.errors import ConfigurationError

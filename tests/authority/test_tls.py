@@ -1,4 +1,4 @@
-"""keyless.authority.tls: the local CA, the server certificate, user certificates, real handshakes."""
+"""keyless.tls: the local CA, the server certificate, user certificates, real handshakes."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests._support.net import text_handler
 
-from keyless.authority.tls import TLSFiles, ensure_local_tls, trust_instructions, user_tls
 from keyless.errors import ConfigurationError
+from keyless.tls import TLSFiles, ensure_local_tls, trust_instructions, user_tls
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 

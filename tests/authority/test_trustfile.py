@@ -15,11 +15,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from keyless.authority._admin import DirectoryAdmin
-from keyless.authority._runtime import Authority
-from keyless.authority._secrets import secret_matches
-from keyless.authority._trustdoc import ACCEPTED_KEYS
-from keyless.authority._trustfile import (
+from keyless.authority._service import Authority
+from keyless.authority.directory.admin import DirectoryAdmin
+from keyless.authority.directory.secrets import secret_matches
+from keyless.authority.trustfile.reconcile import (
     Change,
     apply,
     export,
@@ -27,6 +26,7 @@ from keyless.authority._trustfile import (
     parse_trust_document,
     plan,
 )
+from keyless.authority.trustfile.schema import ACCEPTED_KEYS
 from keyless.config import load_authority_settings
 from keyless.errors import ConfigurationError
 from keyless.jose import x5t_sha1

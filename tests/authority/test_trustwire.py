@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from tests._support.certs import make_client_certificate
 
-from keyless.authority._trustparse import load_trust_file, parse_trust_document
-from keyless.authority._trustwire import from_wire, localize_problems, to_wire
+from keyless.authority.trustfile.read import load_trust_file, parse_trust_document
+from keyless.authority.trustfile.wire import from_wire, localize_problems, to_wire
 from keyless.errors import ConfigurationError
 
 TRUST = """\

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import typer
 
-from keyless.authority._explain import Step, decode_unverified, human_time
-from keyless.authority._matching import near_miss
+from keyless.authority.explain.dry_run import Step, decode_unverified, human_time
+from keyless.authority.token.matching import near_miss
 from keyless.cli._admin_client import Unreachable
 from keyless.cli._common import JSON, escape, out, print_json, read_token
 from keyless.errors import ClaimError, TransportError, VerificationError

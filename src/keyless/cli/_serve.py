@@ -12,8 +12,8 @@ from rich.console import Console
 from keyless.authority._paths import ADMIN_KEY_FILE
 
 if TYPE_CHECKING:  # the server stack is imported when `serve` runs, not for every CLI command
-    from keyless.authority.tls import TLSFiles
     from keyless.config import AuthoritySettings
+    from keyless.tls import TLSFiles
 
 HELP = """Run the token service (HTTPS by default, SQLite in the data directory).
 
@@ -30,7 +30,7 @@ console = Console(stderr=True)
 
 
 def _tls(settings: AuthoritySettings) -> TLSFiles | None:
-    from keyless.authority.tls import ensure_local_tls, user_tls
+    from keyless.tls import ensure_local_tls, user_tls
 
     if not settings.tls:
         return None
@@ -66,7 +66,7 @@ def serve(
 
     from keyless._net import bind_socket
     from keyless._workers import run_workers
-    from keyless.authority._runtime import Authority
+    from keyless.authority._service import Authority
     from keyless.authority.http.app import app_from_env, create_app
     from keyless.config import load_authority_settings
 
@@ -88,7 +88,7 @@ def serve(
     tls = _tls(settings)
     authority = Authority.open(settings)
     if trust is not None:
-        from keyless.authority._trustfile import apply, load_trust_file
+        from keyless.authority.trustfile.reconcile import apply, load_trust_file
 
         changes = apply(authority.admin, load_trust_file(trust))
         console.print(f"trust file {trust}: {len(changes.changes)} change(s) applied")
@@ -113,7 +113,7 @@ def serve(
 
 
 def _announce(settings: AuthoritySettings, tls: TLSFiles | None) -> None:
-    from keyless.authority.tls import trust_instructions
+    from keyless.tls import trust_instructions
 
     base = settings.base_url
     console.print(

@@ -15,9 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from keyless.authority._runtime import Authority
-from keyless.authority._secrets import secret_matches
-from keyless.authority.http._admin_api import create_admin_api
+from keyless.authority._service import Authority
+from keyless.authority.directory.secrets import secret_matches
+from keyless.authority.http.admin import create_admin_api
 from keyless.authority.http.app import create_app
 from keyless.config import load_authority_settings
 from keyless.jose._x509 import self_signed_certificate

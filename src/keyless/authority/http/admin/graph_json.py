@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from keyless.authority._admin import NewSecret
+from keyless.authority.directory.admin import NewSecret
 from keyless.authority.model import (
     Application,
     AppRole,

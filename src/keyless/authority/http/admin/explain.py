@@ -9,9 +9,9 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from keyless.authority._admin import DirectoryAdmin
-from keyless.authority._explain import decode_unverified, explain_assertion, issuer_to_fetch
-from keyless.authority.http._admin_common import (
+from keyless.authority.directory.admin import DirectoryAdmin
+from keyless.authority.explain.dry_run import decode_unverified, explain_assertion, issuer_to_fetch
+from keyless.authority.http.admin.common import (
     APP,
     TENANT,
     Admin,

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from keyless.authority._admin import DirectoryAdmin
-from keyless.authority._runtime import Authority
+from keyless.authority._service import Authority
+from keyless.authority.directory.admin import DirectoryAdmin
 from keyless.authority.model import Application, Tenant
 from keyless.errors import Conflict, NotFound
 

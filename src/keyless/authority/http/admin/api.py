@@ -22,15 +22,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keyless import __version__
-from keyless.authority._runtime import Authority
-from keyless.authority.http import (
-    _admin_directory,
-    _admin_explain,
-    _admin_federation,
-    _admin_trustwire,
-)
-from keyless.authority.http import _graph_json as gj
-from keyless.authority.http._admin_common import Unauthorized
+from keyless.authority._service import Authority
+from keyless.authority.http.admin import directory as _admin_directory
+from keyless.authority.http.admin import explain as _admin_explain
+from keyless.authority.http.admin import federation as _admin_federation
+from keyless.authority.http.admin import graph_json as gj
+from keyless.authority.http.admin import trustfile as _admin_trustwire
+from keyless.authority.http.admin.common import Unauthorized
 from keyless.errors import AlreadyExists, ConfigurationError, Conflict, NotFound
 
 __all__ = ["create_admin_api", "graph_error"]

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, unquote
 
 from starlette.requests import Request
 
-from keyless.authority._catalogue import refuse
+from keyless.authority.token.aadsts import refuse
 
 __all__ = ["read_basic_auth", "read_form"]
 

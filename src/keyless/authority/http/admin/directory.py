@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Body, Depends, Request, Response
 
-from keyless.authority._admin import DirectoryAdmin
-from keyless.authority.http import _graph_json as gj
-from keyless.authority.http._admin_common import (
+from keyless.authority.directory.admin import DirectoryAdmin
+from keyless.authority.http.admin import graph_json as gj
+from keyless.authority.http.admin.common import (
     APP,
     NO_CONTENT,
     TENANT,
@@ -30,7 +30,7 @@ from keyless.authority.http._admin_common import (
     tenant_or_404,
     value_list,
 )
-from keyless.authority.http._admin_models import (
+from keyless.authority.http.admin.models import (
     AddPasswordIn,
     ApplicationCreate,
     ApplicationPatch,

@@ -25,8 +25,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from keyless.authority._trustdoc import ApplicationSpec, TenantSpec, TrustDocument, Where
-from keyless.authority._trustparse import parse_trust_document
+from keyless.authority.trustfile.read import parse_trust_document
+from keyless.authority.trustfile.schema import ApplicationSpec, TenantSpec, TrustDocument, Where
 from keyless.errors import ConfigurationError
 
 __all__ = ["from_wire", "localize_problems", "to_wire"]

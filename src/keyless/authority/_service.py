@@ -16,15 +16,15 @@ from pathlib import Path
 import anyio.to_thread
 import httpx
 
-from keyless.authority._admin import DirectoryAdmin
-from keyless.authority._client_auth import ClientAuthenticator, ClientAuthPolicy, OneTimeUse
-from keyless.authority._directory import Directory, DirectoryCache
 from keyless.authority._paths import ADMIN_KEY_FILE, URL_FILE
-from keyless.authority._refusals import RefusalLog
-from keyless.authority._signing import KeyManager
-from keyless.authority.grants.client_credentials import TokenService
+from keyless.authority.directory.admin import DirectoryAdmin
+from keyless.authority.directory.refusals import RefusalLog
+from keyless.authority.directory.signing import KeyManager
+from keyless.authority.directory.snapshot import Directory, DirectoryCache
 from keyless.authority.model import AdminKey, new_id
 from keyless.authority.store import RedisOneTimeUse, SqlStore, Store
+from keyless.authority.token.client_auth import ClientAuthenticator, ClientAuthPolicy, OneTimeUse
+from keyless.authority.token.client_credentials import TokenService
 from keyless.config import AuthoritySettings
 from keyless.jose import KeyEncryptionKey, KeySet
 from keyless.trust import IssuerKeyCache

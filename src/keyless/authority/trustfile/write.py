@@ -13,7 +13,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from keyless.authority._admin import DirectoryAdmin
+from keyless.authority.directory.admin import DirectoryAdmin
 from keyless.authority.model import Application, AppRole, ClientSecret, FederatedIdentityCredential, Tenant
 
 __all__ = ["export"]

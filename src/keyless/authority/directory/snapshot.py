@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from keyless.authority._signing import KeyManager, current_signer_record, published_records
+from keyless.authority.directory.signing import KeyManager, current_signer_record, published_records
 from keyless.authority.model import (
     Application,
     AppRoleAssignment,

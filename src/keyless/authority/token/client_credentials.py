@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from keyless.authority._catalogue import refuse
-from keyless.authority._client_auth import ClientAuthenticator, Presented
-from keyless.authority._directory import AppView, Directory, TenantView
-from keyless.authority._minting import mint_access_token, token_response
+from keyless.authority.directory.snapshot import AppView, Directory, TenantView
+from keyless.authority.token.aadsts import refuse
+from keyless.authority.token.client_auth import ClientAuthenticator, Presented
+from keyless.authority.token.minting import mint_access_token, token_response
 
 __all__ = ["TokenRequest", "TokenService", "resolve_tenant"]
 

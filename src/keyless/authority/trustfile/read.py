@@ -19,8 +19,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from keyless.authority._admin import check_fic
-from keyless.authority._trustdoc import (
+from keyless.authority.directory.admin import check_fic
+from keyless.authority.model import FIC_AUDIENCE_DEFAULT, FederatedIdentityCredential, TokenVersion
+from keyless.authority.trustfile.schema import (
     ApplicationSpec,
     AppRoleSpec,
     CertificateSpec,
@@ -35,7 +36,6 @@ from keyless.authority._trustdoc import (
     read_yaml,
     suggest,
 )
-from keyless.authority.model import FIC_AUDIENCE_DEFAULT, FederatedIdentityCredential, TokenVersion
 from keyless.errors import ConfigurationError
 from keyless.jose import load_certificate, x5t_sha1
 

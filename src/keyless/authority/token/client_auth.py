@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from keyless.authority._catalogue import refuse
-from keyless.authority._directory import AppView, TenantView
-from keyless.authority._matching import fics_for_issuer, match_fic, refuse_issuer
-from keyless.authority._secrets import secret_matches
+from keyless.authority.directory.secrets import secret_matches
+from keyless.authority.directory.snapshot import AppView, TenantView
 from keyless.authority.model import FederatedIdentityCredential
+from keyless.authority.token.aadsts import refuse
+from keyless.authority.token.matching import fics_for_issuer, match_fic, refuse_issuer
 from keyless.errors import (
     ClaimError,
     InvalidSignature,

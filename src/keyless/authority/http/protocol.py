@@ -12,20 +12,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from keyless.authority._catalogue import refuse
-from keyless.authority._minting import v1_issuer, v2_issuer
-from keyless.authority.grants.client_credentials import (
+from keyless.authority.http.errors import NO_STORE, json_response, oauth_error_response
+from keyless.authority.http.forms import read_basic_auth, read_form
+from keyless.authority.token.aadsts import refuse
+from keyless.authority.token.client_credentials import (
     MULTI_TENANT,
     TokenRequest,
     is_tenant_ref,
     resolve_tenant,
 )
-from keyless.authority.http._errors import NO_STORE, json_response, oauth_error_response
-from keyless.authority.http._forms import read_basic_auth, read_form
+from keyless.authority.token.minting import v1_issuer, v2_issuer
 from keyless.errors import OAuthError
 
 if TYPE_CHECKING:
-    from keyless.authority._runtime import Authority
+    from keyless.authority._service import Authority
 
 __all__ = ["protocol_routes"]
 

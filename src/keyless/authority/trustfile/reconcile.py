@@ -19,18 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from keyless.authority._admin import DirectoryAdmin
-from keyless.authority._secrets import secret_matches
-from keyless.authority._trustdoc import (
-    ApplicationSpec,
-    AppRoleSpec,
-    FicSpec,
-    SecretSpec,
-    TenantSpec,
-    TrustDocument,
-)
-from keyless.authority._trustexport import export
-from keyless.authority._trustparse import load_trust_file, parse_trust_document
+from keyless.authority.directory.admin import DirectoryAdmin
+from keyless.authority.directory.secrets import secret_matches
 from keyless.authority.model import (
     Application,
     AppRole,
@@ -41,6 +31,16 @@ from keyless.authority.model import (
     Tenant,
     new_id,
 )
+from keyless.authority.trustfile.read import load_trust_file, parse_trust_document
+from keyless.authority.trustfile.schema import (
+    ApplicationSpec,
+    AppRoleSpec,
+    FicSpec,
+    SecretSpec,
+    TenantSpec,
+    TrustDocument,
+)
+from keyless.authority.trustfile.write import export
 from keyless.errors import ConfigurationError, NotFound
 
 __all__ = [

@@ -23,11 +23,11 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from keyless.authority._catalogue import refuse
-from keyless.authority._explain_fix import Fix, suggest_fixes
-from keyless.authority._github_subject import github_subject_mismatch
-from keyless.authority._matching import fics_for_issuer, match_fic, near_miss, refuse_issuer
+from keyless.authority.explain.fixes import Fix, suggest_fixes
+from keyless.authority.explain.github import github_subject_mismatch
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, FederatedIdentityCredential
+from keyless.authority.token.aadsts import refuse
+from keyless.authority.token.matching import fics_for_issuer, match_fic, near_miss, refuse_issuer
 from keyless.errors import (
     ClaimError,
     InvalidSignature,

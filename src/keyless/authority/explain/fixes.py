@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from keyless.authority._github_subject import github_other_workload, parse_github_subject
+from keyless.authority.explain.github import github_other_workload, parse_github_subject
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, FederatedIdentityCredential
 from keyless.errors import OAuthError
 
 if TYPE_CHECKING:
-    from keyless.authority._explain import Comparison
+    from keyless.authority.explain.dry_run import Comparison
 
 __all__ = ["Fix", "suggest_fixes"]
 

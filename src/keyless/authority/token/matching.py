@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from keyless.authority._catalogue import refuse
 from keyless.authority.model import FederatedIdentityCredential
+from keyless.authority.token.aadsts import refuse
 from keyless.errors import OAuthError
 
 __all__ = ["fics_for_issuer", "match_fic", "near_miss", "refuse_issuer"]

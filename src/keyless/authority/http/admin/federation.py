@@ -8,10 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from keyless.authority import _trustfile as trust
-from keyless.authority._admin import DirectoryAdmin, check_fic
-from keyless.authority.http import _graph_json as gj
-from keyless.authority.http._admin_common import (
+from keyless.authority.directory.admin import DirectoryAdmin, check_fic
+from keyless.authority.http.admin import graph_json as gj
+from keyless.authority.http.admin.common import (
     FICS,
     NO_CONTENT,
     TENANT,
@@ -26,7 +25,7 @@ from keyless.authority.http._admin_common import (
     tenant_or_404,
     value_list,
 )
-from keyless.authority.http._admin_models import (
+from keyless.authority.http.admin.models import (
     AssignmentIn,
     FicCreate,
     FicPatch,
@@ -35,6 +34,7 @@ from keyless.authority.http._admin_models import (
     check_read_only,
 )
 from keyless.authority.model import Application, AppRole, FederatedIdentityCredential, Tenant
+from keyless.authority.trustfile import reconcile as trust
 from keyless.errors import AlreadyExists, ConfigurationError, NotFound
 
 __all__ = ["router"]

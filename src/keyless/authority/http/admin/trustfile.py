@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 
-from keyless.authority import _trustfile as trust
-from keyless.authority._trustwire import from_wire
-from keyless.authority.http._admin_common import Admin, Json, require_admin
+from keyless.authority.http.admin.common import Admin, Json, require_admin
+from keyless.authority.trustfile import reconcile as trust
+from keyless.authority.trustfile.wire import from_wire
 
 __all__ = ["router"]
 

@@ -14,9 +14,9 @@ from typing import Literal
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from keyless.authority._directory import DirectoryCache
-from keyless.authority._secrets import generate_secret, hash_secret
-from keyless.authority._signing import KeyManager
+from keyless.authority.directory.secrets import generate_secret, hash_secret
+from keyless.authority.directory.signing import KeyManager
+from keyless.authority.directory.snapshot import DirectoryCache
 from keyless.authority.model import (
     FIC_AUDIENCE_DEFAULT,
     Application,
