@@ -13,7 +13,7 @@ from typing import Any
 
 import typer.main
 
-from keyless.authority.token.aadsts import catalogue_markdown
+from keyless.authority import catalogue_markdown
 from keyless.config import AuthoritySettings
 
 __all__ = ["cli_markdown", "configuration_markdown", "pages", "write_pages"]

@@ -8,13 +8,9 @@ import time
 import pytest
 from tests._support.oidc_issuer import TestIssuer
 
+from keyless._time import human_time
 from keyless.authority.directory.refusals import Refusal, RefusalLog
-from keyless.authority.explain.dry_run import (
-    decode_unverified,
-    explain_assertion,
-    human_time,
-    issuer_to_fetch,
-)
+from keyless.authority.explain.dry_run import explain_assertion, issuer_to_fetch
 from keyless.authority.explain.github import (
     describe_github_subject,
     github_other_workload,
@@ -23,7 +19,7 @@ from keyless.authority.explain.github import (
 )
 from keyless.authority.model import FederatedIdentityCredential
 from keyless.errors import MalformedToken
-from keyless.jose import KeySet, Signer, encode_jwt
+from keyless.jose import KeySet, Signer, decode_unverified, encode_jwt
 
 NOW = 1_750_000_000.0
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from keyless.authority._paths import ADMIN_KEY_FILE, URL_FILE
+from keyless.authority import ADMIN_KEY_FILE, URL_FILE
 from keyless.config import load_authority_settings
 from keyless.errors import (
     AlreadyExists,

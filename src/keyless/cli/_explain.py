@@ -17,9 +17,13 @@ from urllib.parse import quote
 
 import typer
 
-from keyless.authority.explain.dry_run import Step, explain_assertion, issuer_to_fetch
-from keyless.authority.model import FederatedIdentityCredential
-from keyless.authority.trustfile.read import load_trust_file
+from keyless.authority import (
+    FederatedIdentityCredential,
+    Step,
+    explain_assertion,
+    issuer_to_fetch,
+    load_trust_file,
+)
 from keyless.cli._common import (
     ADMIN_KEY,
     DATA_DIR,

@@ -71,7 +71,7 @@ def _serve(upstream: str | None, config: Path, host: str, port: int, log_level: 
 
     from keyless._net import bind_socket
     from keyless._workers import run_workers
-    from keyless.guard._proxy import proxy_from_file
+    from keyless.guard import proxy_from_file
 
     _skip_missing_sniffio()
 

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import typer
 
-from keyless.authority.explain.dry_run import Step, decode_unverified, human_time
-from keyless.authority.token.matching import near_miss
+from keyless._time import human_time
+from keyless.authority import Step, near_miss
 from keyless.cli._admin_client import Unreachable
 from keyless.cli._common import JSON, escape, out, print_json, read_token
 from keyless.errors import ClaimError, TransportError, VerificationError
-from keyless.jose import KeySet, parse_compact, verify_signature
+from keyless.jose import KeySet, decode_unverified, parse_compact, verify_signature
 from keyless.trust import JsonFetcher, check_time_window, discover
 
 __all__ = ["fetch_keys", "jwt_app", "print_steps", "print_token", "times_of"]

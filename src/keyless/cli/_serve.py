@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from keyless.authority._paths import ADMIN_KEY_FILE
+from keyless.authority import ADMIN_KEY_FILE
 
 if TYPE_CHECKING:  # the server stack is imported when `serve` runs, not for every CLI command
     from keyless.config import AuthoritySettings
@@ -66,8 +66,7 @@ def serve(
 
     from keyless._net import bind_socket
     from keyless._workers import run_workers
-    from keyless.authority._service import Authority
-    from keyless.authority.http.app import app_from_env, create_app
+    from keyless.authority import Authority, app_from_env, create_app
     from keyless.config import load_authority_settings
 
     overrides = {
@@ -88,7 +87,7 @@ def serve(
     tls = _tls(settings)
     authority = Authority.open(settings)
     if trust is not None:
-        from keyless.authority.trustfile.reconcile import apply, load_trust_file
+        from keyless.authority import apply, load_trust_file
 
         changes = apply(authority.admin, load_trust_file(trust))
         console.print(f"trust file {trust}: {len(changes.changes)} change(s) applied")

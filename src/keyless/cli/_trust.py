@@ -17,8 +17,7 @@ from typing import Any
 import typer
 import yaml
 
-from keyless.authority.trustfile.read import load_trust_file
-from keyless.authority.trustfile.wire import localize_problems, to_wire
+from keyless.authority import load_trust_file, localize_problems, to_wire
 from keyless.cli._common import ADMIN_KEY, DATA_DIR, JSON, URL, Target, escape, out, print_json, progress
 from keyless.errors import ConfigurationError
 

@@ -14,10 +14,7 @@ from pathlib import Path
 
 from keyless._net import bind_socket
 from keyless._serving import ServerThread
-from keyless.authority._service import Authority
-from keyless.authority.http.app import create_app
-from keyless.authority.model import FederatedIdentityCredential
-from keyless.authority.trustfile.reconcile import apply, load_trust_file
+from keyless.authority import Authority, FederatedIdentityCredential, apply, create_app, load_trust_file
 from keyless.config import load_authority_settings
 from keyless.dev._blobapi import DEFAULT_POLICY, create_blob_api
 from keyless.guard import GuardConfig, GuardProxy, config_from_mapping

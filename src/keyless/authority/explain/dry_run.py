@@ -15,16 +15,14 @@ format -> claims -> own issuer -> issuer registered -> signature -> subject and 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
-import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from keyless.authority.explain.fixes import Fix, suggest_fixes
+from keyless._time import human_time
+from keyless.authority.explain.fixes import suggest_fixes
 from keyless.authority.explain.github import github_subject_mismatch
+from keyless.authority.explain.report import Comparison, Explanation, Fix, Step
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, FederatedIdentityCredential
 from keyless.authority.token.aadsts import refuse
 from keyless.authority.token.matching import fics_for_issuer, match_fic, near_miss, refuse_issuer
@@ -38,7 +36,7 @@ from keyless.errors import (
     UnknownKey,
     UnsupportedAlgorithm,
 )
-from keyless.jose import KeySet, ParsedJWS, parse_compact, verify_signature
+from keyless.jose import KeySet, ParsedJWS, decode_unverified, parse_compact, verify_signature
 from keyless.trust import check_time_window, entra_time
 
 __all__ = [
@@ -46,126 +44,11 @@ __all__ = [
     "Explanation",
     "Fix",
     "Step",
-    "decode_unverified",
     "explain_assertion",
-    "human_time",
     "issuer_to_fetch",
 ]
 
-Verdict = Literal["match", "near miss", "differs"]
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One check: ``ok`` True (passes), False (fails) or None (not checked, or for information)."""
-
-    name: str
-    ok: bool | None
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    """One field of one credential against the token: exact match, near miss (and why), or not."""
-
-    credential: str
-    field: Literal["issuer", "subject", "audience"]
-    configured: str
-    presented: str
-    verdict: Verdict
-    why: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "credential": self.credential,
-            "field": self.field,
-            "configured": self.configured,
-            "presented": self.presented,
-            "verdict": self.verdict,
-            "why": self.why,
-        }
-
-
-@dataclass(frozen=True)
-class Explanation:
-    header: Mapping[str, Any]
-    claims: Mapping[str, Any]
-    steps: tuple[Step, ...]
-    comparisons: tuple[Comparison, ...] = ()
-    matched: str | None = None  # the credential that matches issuer, subject and audience
-    refusal: OAuthError | None = None  # what the token endpoint would answer (None: accepted)
-    signature_checked: bool = False
-    fixes: tuple[Fix, ...] = field(default=())
-
-    @property
-    def accepted(self) -> bool:
-        return self.refusal is None
-
-    @property
-    def aadsts(self) -> int | None:
-        return self.refusal.aadsts if self.refusal else None
-
-    def to_json(self) -> dict[str, Any]:
-        refusal = self.refusal
-        return {
-            "accepted": self.accepted,
-            "aadsts": self.aadsts,
-            "error": refusal.error if refusal else None,
-            "error_description": refusal.error_description if refusal else None,
-            "detail": refusal.detail if refusal else None,
-            "signatureChecked": self.signature_checked,
-            "matched": self.matched,
-            "header": dict(self.header),
-            "claims": dict(self.claims),
-            "steps": [s.to_json() for s in self.steps],
-            "comparisons": [c.to_json() for c in self.comparisons],
-            "fixes": [f.to_json() for f in self.fixes],
-        }
-
-
 # -- small helpers ------------------------------------------------------------------------------------
-
-
-def human_time(epoch: float, now: float) -> str:
-    """``2024-05-01 12:00:00Z (3m 20s ago)``."""
-    moment = dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    delta = epoch - now
-    if abs(delta) < 1:
-        return f"{moment} (now)"
-    return f"{moment} ({_duration(abs(delta))} {'from now' if delta > 0 else 'ago'})"
-
-
-def _duration(seconds: float) -> str:
-    days, rest = divmod(round(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
-    parts.append(f"{secs}s" if secs or not any(parts) else "")
-    return " ".join(p for p in parts if p)
-
-
-def _b64json(segment: str, what: str) -> dict[str, Any]:
-    try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        value = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedToken(f"the {what} is not base64url-encoded JSON ({exc.__class__.__name__})") from None
-    if not isinstance(value, dict):
-        raise MalformedToken(f"the {what} is not a JSON object")
-    return value
-
-
-def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and claims of a compact JWS, leniently and WITHOUT any verification (for display)."""
-    parts = token.strip().split(".")
-    if len(parts) == 5:
-        raise MalformedToken("this is an encrypted token (JWE, five parts): its claims cannot be read")
-    if len(parts) != 3:
-        raise MalformedToken(f"a JWT has three dot-separated parts; this has {len(parts)}")
-    return _b64json(parts[0], "header"), _b64json(parts[1], "payload")
 
 
 def issuer_to_fetch(assertion: str, credentials: Sequence[FederatedIdentityCredential]) -> str | None:

@@ -12,32 +12,18 @@ import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
 
 from keyless.authority.explain.github import github_other_workload, parse_github_subject
+from keyless.authority.explain.report import Comparison, Fix
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, FederatedIdentityCredential
 from keyless.errors import OAuthError
-
-if TYPE_CHECKING:
-    from keyless.authority.explain.dry_run import Comparison
 
 __all__ = ["Fix", "suggest_fixes"]
 
 _SCORE = {"match": 2, "near miss": 1, "differs": 0}
-
-
-@dataclass(frozen=True, slots=True)
-class Fix:
-    summary: str
-    trust_file: str | None = None  # YAML lines for the application's entry in a trust file
-    az: str | None = None  # the Azure CLI command for a real Entra application
-    keyless: str | None = None  # the keyless CLI command for this authority
-
-    def to_json(self) -> dict[str, Any]:
-        return {"summary": self.summary, "trustFile": self.trust_file, "az": self.az, "keyless": self.keyless}
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from keyless.errors import (
     VerificationError,
 )
 from keyless.jose import KeySet, ParsedJWS, PublicKey, parse_compact, verify_signature
-from keyless.trust._claims import check_time_window, entra_time
+from keyless.trust import check_time_window, entra_time
 
 __all__ = [
     "ClientAuthPolicy",

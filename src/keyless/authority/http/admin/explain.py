@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from keyless.authority.directory.admin import DirectoryAdmin
-from keyless.authority.explain.dry_run import decode_unverified, explain_assertion, issuer_to_fetch
+from keyless.authority.explain.dry_run import explain_assertion, issuer_to_fetch
 from keyless.authority.http.admin.common import (
     APP,
     TENANT,
@@ -24,7 +24,7 @@ from keyless.authority.http.admin.common import (
 )
 from keyless.authority.model import Application, FederatedIdentityCredential
 from keyless.errors import MalformedToken, TransportError
-from keyless.jose import DEFAULT_MAX_TOKEN, KeySet
+from keyless.jose import DEFAULT_MAX_TOKEN, KeySet, decode_unverified
 
 __all__ = ["router"]
 

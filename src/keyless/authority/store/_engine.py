@@ -1,0 +1,63 @@
+"""Engines set up the way the store needs them: the PostgreSQL driver keyless depends on, and for
+SQLite foreign keys, WAL and a busy timeout on every connection."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "create_store_engine", "enable_sqlite_pragmas"]
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for ``url`` set up the way ``SqlStore`` needs (SQLite pragmas, pool checks)."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")  # the driver keyless depends on
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    in_memory = parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed)
+    engine = create_engine(
+        parsed,
+        connect_args={"check_same_thread": False},
+        # One shared connection, or every checkout would see its own empty in-memory database.
+        poolclass=StaticPool if in_memory else None,
+    )
+    enable_sqlite_pragmas(engine)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        _switch_to_wal(cursor)
+    finally:
+        cursor.close()
+
+
+def _switch_to_wal(cursor: DBAPICursor) -> None:
+    """Enter WAL mode (persistent in the file). The switch ignores busy_timeout, so retry it."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def enable_sqlite_pragmas(engine: Engine) -> None:
+    """Turn on foreign keys, WAL and a busy timeout for every new connection of ``engine``."""
+    if not event.contains(engine, "connect", _on_sqlite_connect):
+        event.listen(engine, "connect", _on_sqlite_connect)
