@@ -11,12 +11,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from keyless._yaml import load_yaml
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, SigningAlg, TokenVersion
 from keyless.errors import ConfigurationError
 
@@ -184,72 +183,13 @@ class TrustDocument:
 # -- YAML with line numbers ------------------------------------------------------------------------
 
 
-class _Map(dict[object, object]):
-    """A YAML mapping that remembers where it and each of its keys started (1-based lines)."""
-
-    def __init__(self, line: int) -> None:
-        super().__init__()
-        self.line = line
-        self.key_lines: dict[object, int] = {}
-        self.duplicates: list[tuple[object, int]] = []
-
-
-class _Seq(list[object]):
-    def __init__(self, line: int) -> None:
-        super().__init__()
-        self.line = line
-        self.item_lines: list[int] = []
-
-
-class _LineLoader(yaml.SafeLoader):
-    """The safe loader, building ``_Map`` / ``_Seq`` so problems can name their line."""
-
-
-def _construct_map(loader: yaml.SafeLoader, node: yaml.Node) -> _Map:
-    assert isinstance(node, yaml.MappingNode)
-    loader.flatten_mapping(node)
-    result = _Map(node.start_mark.line + 1)
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, Hashable):
-            key = str(key)
-        line = key_node.start_mark.line + 1
-        if key in result:
-            result.duplicates.append((key, line))
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.key_lines[key] = line
-    return result
-
-
-def _construct_seq(loader: yaml.SafeLoader, node: yaml.Node) -> _Seq:
-    assert isinstance(node, yaml.SequenceNode)
-    result = _Seq(node.start_mark.line + 1)
-    for item in node.value:
-        result.append(loader.construct_object(item, deep=True))
-        result.item_lines.append(item.start_mark.line + 1)
-    return result
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
-
-
 def read_yaml(path: Path) -> object:
     """Parse a YAML file into plain data whose mappings and lists remember their lines."""
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"{path}: cannot read the trust file: {exc}") from None
-    loader = _LineLoader(text)
-    try:
-        return loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise ConfigurationError(f"{path}:{line}: not valid YAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{path}: not valid YAML: {exc}") from None
-    finally:
-        loader.dispose()
+    return load_yaml(text, str(path))
 
 
 # -- reading one mapping ---------------------------------------------------------------------------
