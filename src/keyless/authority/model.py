@@ -7,7 +7,6 @@ every update. Times are POSIX seconds (``float``), always UTC.
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -34,17 +33,10 @@ FIC_AUDIENCE_DEFAULT = "api://AzureADTokenExchange"
 SigningAlg = Literal["RS256", "ES256"]
 TokenVersion = Literal[1, 2]
 
-_FIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,119}$")
-
 
 def new_id() -> str:
     """A fresh lower-case GUID, as Entra uses for ids."""
     return str(uuid.uuid4())
-
-
-def valid_fic_name(name: str) -> bool:
-    """Graph's rule: 3-120 characters, alphanumerics, '-' and '_', starting alphanumeric."""
-    return bool(_FIC_NAME.match(name))
 
 
 @dataclass(frozen=True, slots=True)

@@ -336,9 +336,11 @@ async def test_application_input_rules(client: httpx.AsyncClient) -> None:
 
     _error(await client.post(url, json={"displayName": "b", "appId": APP_ID}), 409, "Conflict")
     taken = await client.post(url, json={"displayName": "b", "identifierUris": ["api://shared/"]})
-    assert _error(taken, 400, "Request_BadRequest")["message"] == (
+    message = _error(taken, 400, "Request_BadRequest")["message"]
+    assert message.startswith(
         "Another object with the same value for property identifierUris already exists."
     )
+    assert "'b'" in message and "'a'" in message  # names the application and the owner
     disagree = await client.post(
         url,
         json={

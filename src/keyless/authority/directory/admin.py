@@ -1,8 +1,11 @@
-"""Directory administration: the operations behind the admin API, trust files and the CLI.
+"""Directory administration: the one writer of the directory, behind the admin API, trust files
+(``keyless apply`` and ``serve --trust``) and the CLI.
 
-Validation follows Microsoft Graph (FIC names, one audience, 600-character fields, 20 credentials
-per app by default). Every write refreshes the in-process directory at once; other nodes see it
-within the cache poll interval.
+Every write is checked here against every rule in ``rules`` (formats, uniqueness, limits), so no
+entry point can skip one. Validation follows Microsoft Graph (FIC names, one audience,
+600-character fields, 20 credentials per app by default, one application per identifier URI).
+Every write refreshes the in-process directory at once; other nodes see it within the cache poll
+interval. Reads go through here too, so the HTTP layer never touches the store.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Literal
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from keyless.authority.directory import rules
 from keyless.authority.directory.secrets import generate_secret, hash_secret
 from keyless.authority.directory.signing import KeyManager
 from keyless.authority.directory.snapshot import DirectoryCache
@@ -29,15 +33,13 @@ from keyless.authority.model import (
     SigningKeyRecord,
     Tenant,
     new_id,
-    valid_fic_name,
 )
 from keyless.authority.store._protocol import Store
-from keyless.errors import ConfigurationError, LimitReached, NotFound
+from keyless.errors import AlreadyExists, ConfigurationError, LimitReached, NotFound
 from keyless.jose import load_certificate, x5t_sha1, x5t_sha256
 
-__all__ = ["DirectoryAdmin", "NewSecret"]
+__all__ = ["DirectoryAdmin", "NewSecret", "check_fic"]
 
-MAX_FIELD = 600
 SECRET_DEFAULT_LIFETIME = 2 * 365 * 86400
 
 
@@ -51,6 +53,16 @@ class NewSecret:
 
 def _invalid(*problems: str) -> ConfigurationError:
     return ConfigurationError(list(problems))
+
+
+def _check(problems: Sequence[str]) -> None:
+    if problems:
+        raise ConfigurationError(list(problems))
+
+
+def check_fic(fic: FederatedIdentityCredential) -> None:
+    """Graph's rules for a federated identity credential, every problem at once."""
+    _check(rules.fic_problems(fic))
 
 
 class DirectoryAdmin:
@@ -84,11 +96,7 @@ class DirectoryAdmin:
         detailed_errors: bool = False,
         max_fics_per_app: int = 20,
     ) -> Tenant:
-        problems = [f"domain {d!r} is not a DNS name" for d in domains if "." not in d or " " in d]
-        if not display_name.strip():
-            problems.append("displayName is required")
-        if problems:
-            raise _invalid(*problems)
+        _check(rules.tenant_problems(display_name, domains))
         now = self._clock()
         tenant = self.store.create_tenant(
             Tenant(
@@ -106,6 +114,7 @@ class DirectoryAdmin:
         return tenant
 
     def update_tenant(self, tenant: Tenant) -> Tenant:
+        _check(rules.tenant_problems(tenant.display_name, tenant.domains))
         updated = self.store.update_tenant(tenant)
         self._keys.ensure_key(updated.id, updated.signing_alg, now=self._clock())
         self._changed()
@@ -128,22 +137,29 @@ class DirectoryAdmin:
         app_role_assignment_required: bool = False,
     ) -> Application:
         tenant = self.store.get_tenant(tenant_id)
-        _check_roles(app_roles)
-        app = self.store.create_application(
-            Application(
-                object_id=new_id(),
-                app_id=(app_id or new_id()).lower(),
-                tenant_id=tenant.id,
-                display_name=display_name,
-                identifier_uris=tuple(identifier_uris),
-                app_roles=tuple(app_roles),
-                requested_access_token_version=requested_access_token_version,
-                app_role_assignment_required=app_role_assignment_required,
-                created_at=self._clock(),
-            )
+        app = Application(
+            object_id=new_id(),
+            app_id=(app_id or new_id()).lower(),
+            tenant_id=tenant.id,
+            display_name=display_name,
+            identifier_uris=tuple(identifier_uris),
+            app_roles=tuple(app_roles),
+            requested_access_token_version=requested_access_token_version,
+            app_role_assignment_required=app_role_assignment_required,
+            created_at=self._clock(),
         )
+        self.check_application(app)
+        created = self.store.create_application(app)
         self._changed()
-        return app
+        return created
+
+    def check_application(self, app: Application, others: Sequence[Application] | None = None) -> None:
+        """Every rule for ``app`` among ``others`` (default: the tenant's stored applications)."""
+        if others is None:
+            others = self.store.list_applications(app.tenant_id)
+        problems = rules.role_problems(app.app_roles) + rules.identifier_uri_problems(app.identifier_uris)
+        problems += [str(clash) for clash in rules.identifier_uri_clashes(app, others)]
+        _check(problems)
 
     def find_application(self, tenant_id: str, ref: str) -> Application:
         """An application by objectId, appId or displayName (unique) within a tenant."""
@@ -159,7 +175,7 @@ class DirectoryAdmin:
         raise NotFound(f"no application {ref!r} in tenant {tenant.id}")
 
     def update_application(self, app: Application) -> Application:
-        _check_roles(app.app_roles)
+        self.check_application(app)
         updated = self.store.update_application(app)
         self._changed()
         return updated
@@ -176,6 +192,10 @@ class DirectoryAdmin:
             raise NotFound(f"application {resource.display_name!r} has no app role {role!r}")
         if "Application" not in match[0].allowed_member_types:
             raise _invalid(f"app role {role!r} does not allow Application members")
+        wanted = (client.service_principal_id, resource.service_principal_id, match[0].id)
+        for existing in self.store.list_role_assignments(resource.tenant_id):
+            if (existing.principal_id, existing.resource_id, existing.app_role_id) == wanted:
+                raise AlreadyExists("Permission being assigned already exists on the object.")
         assignment = self.store.create_role_assignment(
             AppRoleAssignment(
                 id=new_id(),
@@ -189,7 +209,12 @@ class DirectoryAdmin:
         self._changed()
         return assignment
 
-    def unassign_role(self, assignment_id: str) -> None:
+    def unassign_role(self, assignment_id: str, tenant: Tenant | None = None) -> None:
+        """Delete an assignment (when ``tenant`` is given, only one of that tenant's)."""
+        if tenant is not None and all(
+            a.id != assignment_id for a in self.store.list_role_assignments(tenant.id)
+        ):
+            raise NotFound(f"Tenant '{tenant.display_name}' has no app role assignment {assignment_id}.")
         self.store.delete_role_assignment(assignment_id)
         self._changed()
 
@@ -222,6 +247,8 @@ class DirectoryAdmin:
         return NewSecret(credential, secret_value)
 
     def remove_secret(self, app: Application, key_id: str) -> None:
+        if all(s.key_id != key_id for s in self.store.list_secrets(app.object_id)):
+            raise NotFound(f"Application '{app.display_name}' has no password credential {key_id}.")
         self.store.delete_secret(app.object_id, key_id)
         self._changed()
 
@@ -233,6 +260,10 @@ class DirectoryAdmin:
         except ValueError as exc:
             raise _invalid(f"not a PEM or DER certificate: {exc}") from None
         der = cert.public_bytes(Encoding.DER)
+        if any(c.thumbprint_sha1 == x5t_sha1(der) for c in self.store.list_certificates(app.object_id)):
+            raise AlreadyExists(
+                "A key credential with the same thumbprint already exists on this application."
+            )
         credential = self.store.add_certificate(
             Certificate(
                 key_id=new_id(),
@@ -249,6 +280,8 @@ class DirectoryAdmin:
         return credential
 
     def remove_certificate(self, app: Application, key_id: str) -> None:
+        if all(c.key_id != key_id for c in self.store.list_certificates(app.object_id)):
+            raise NotFound(f"Application '{app.display_name}' has no key credential {key_id}.")
         self.store.delete_certificate(app.object_id, key_id)
         self._changed()
 
@@ -273,7 +306,7 @@ class DirectoryAdmin:
             description=description,
             created_at=self._clock(),
         )
-        check_fic(fic)
+        self._check_fic(fic)
         try:
             created = self.store.create_fic(fic)  # the store counts against the limit atomically
         except LimitReached as exc:
@@ -291,14 +324,43 @@ class DirectoryAdmin:
         raise NotFound(f"application {app.display_name!r} has no federated identity credential {ref!r}")
 
     def update_fic(self, fic: FederatedIdentityCredential) -> FederatedIdentityCredential:
-        check_fic(fic)
+        self._check_fic(fic)
         updated = self.store.update_fic(fic)
         self._changed()
         return updated
 
+    def _check_fic(self, fic: FederatedIdentityCredential) -> None:
+        check_fic(fic)
+        clash = rules.fic_clash(fic, self.store.list_fics(fic.application_id))
+        if clash is not None:
+            raise AlreadyExists(clash)
+
     def delete_fic(self, app: Application, ref: str) -> None:
         self.store.delete_fic(app.object_id, self.find_fic(app, ref).id)
         self._changed()
+
+    # -- reads ------------------------------------------------------------------------------------------
+    def list_tenants(self) -> list[Tenant]:
+        return self.store.list_tenants()
+
+    def get_tenant(self, ref: str) -> Tenant:
+        """A tenant by id or domain."""
+        return self.store.get_tenant(ref)
+
+    def list_applications(self, tenant_id: str) -> list[Application]:
+        return self.store.list_applications(tenant_id)
+
+    def list_secrets(self, app: Application) -> list[ClientSecret]:
+        return self.store.list_secrets(app.object_id)
+
+    def list_certificates(self, app: Application) -> list[Certificate]:
+        return self.store.list_certificates(app.object_id)
+
+    def list_fics(self, app: Application) -> list[FederatedIdentityCredential]:
+        return self.store.list_fics(app.object_id)
+
+    def list_role_assignments(self, tenant_id: str) -> list[AppRoleAssignment]:
+        return self.store.list_role_assignments(tenant_id)
 
     # -- signing keys -------------------------------------------------------------------------------------
     def signing_keys(self, tenant_id: str) -> list[SigningKeyRecord]:
@@ -321,40 +383,3 @@ class DirectoryAdmin:
         if changes:
             self._changed()
         return changes
-
-
-def check_fic(fic: FederatedIdentityCredential) -> None:
-    """Graph's rules for a federated identity credential, every problem at once."""
-    problems = []
-    if not valid_fic_name(fic.name):
-        problems.append(
-            f"name {fic.name!r} must be 3-120 characters of letters, digits, '-' and '_', starting with a "
-            "letter or digit"
-        )
-    if len(fic.audiences) != 1:
-        problems.append("Federated identity credentials must have exactly one audience.")
-    for field, value in (
-        ("issuer", fic.issuer),
-        ("subject", fic.subject),
-        *(("audience", a) for a in fic.audiences),
-    ):
-        if not value:
-            problems.append(f"{field} is required")
-        elif len(value) > MAX_FIELD:
-            problems.append(f"{field} is longer than {MAX_FIELD} characters")
-    if fic.description is not None and len(fic.description) > MAX_FIELD:
-        problems.append(f"description is longer than {MAX_FIELD} characters")
-    if fic.issuer and not fic.issuer.startswith(("https://", "http://")):
-        problems.append(f"issuer {fic.issuer!r} must be an OIDC issuer URL (https://...)")
-    if problems:
-        raise _invalid(*problems)
-
-
-def _check_roles(roles: Sequence[AppRole]) -> None:
-    values = [r.value for r in roles]
-    ids = [r.id for r in roles]
-    problems = [f"app role value {v!r} is used twice" for v in set(values) if values.count(v) > 1]
-    problems += [f"app role id {i!r} is used twice" for i in set(ids) if ids.count(i) > 1]
-    problems += [f"app role value {v!r} may not contain spaces" for v in values if not v or " " in v]
-    if problems:
-        raise _invalid(*problems)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from keyless.authority.directory.admin import check_fic
+from keyless.authority.directory import rules
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, FederatedIdentityCredential, TokenVersion
 from keyless.authority.trustfile.schema import (
     ApplicationSpec,
@@ -85,9 +85,8 @@ def _tenant(ctx: Context, data: object, where: Where) -> TenantSpec | None:
     tenant_id = r.guid("id", required=True)
     display_name = r.text("displayName", required=True)
     domains = tuple(d.lower() for d in r.texts("domains"))
-    for domain in domains:
-        if "." not in domain or any(c.isspace() for c in domain):
-            r.report("domains", f"domain {domain!r} is not a DNS name")
+    for problem in rules.domain_problems(domains):
+        r.report("domains", problem)
     alg = r.raw("signingAlgorithm") or "RS256"
     if alg not in ("RS256", "ES256"):
         r.report("signingAlgorithm", f"signingAlgorithm must be RS256 or ES256, not {alg!r}")
@@ -123,9 +122,8 @@ def _application(ctx: Context, data: object, where: Where, max_fics: int) -> App
     app_id = r.guid("appId", required=True)
     uris = r.texts("identifierUris")
     _check_unique(r, "identifierUris", list(uris), "identifier URI")
-    for uri in uris:
-        if ":" not in uri or any(c.isspace() for c in uri):
-            r.report("identifierUris", f"identifier URI {uri!r} must be a URI such as api://name")
+    for problem in rules.identifier_uri_problems(uris):
+        r.report("identifierUris", problem)
     version = _token_version(r)
     required = r.flag("appRoleAssignmentRequired", False)
     roles = [x for item, w in r.items("appRoles") if (x := _app_role(ctx, item, w)) is not None]
@@ -231,11 +229,12 @@ def _fic(ctx: Context, data: object, where: Where) -> FicSpec | None:
     if name is None or issuer is None or subject is None:
         return None
     spec = FicSpec(name, issuer, subject, audiences, description)
-    try:
-        check_fic(FederatedIdentityCredential("", "", name, issuer, subject, audiences, description))
-    except ConfigurationError as exc:
-        for problem in exc.problems:
-            r.report(None, problem)
+    problems = rules.fic_problems(
+        FederatedIdentityCredential("", "", name, issuer, subject, audiences, description)
+    )
+    for problem in problems:
+        r.report(None, problem)
+    if problems:
         return None
     return spec
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from keyless.authority.directory import rules
 from keyless.authority.directory.admin import DirectoryAdmin
 from keyless.authority.directory.secrets import secret_matches
 from keyless.authority.model import (
@@ -215,8 +216,27 @@ class _Reconciler:
                     "delete", "application", f"{spec.display_name}/{app.display_name}", app.app_id
                 ):
                     self.admin.delete_application(app.object_id)
+        self._check_identifier_uris(spec, stored_apps)
         apps = {a.app_id: self._application(spec, a, stored_apps.get(a.app_id)) for a in spec.applications}
         self._assignments(spec, apps)
+
+    def _check_identifier_uris(self, tenant: TenantSpec, stored: dict[str, Application]) -> None:
+        """The document's applications against the stored ones it leaves as they are (the ones it
+        names are checked against each other when the document is read)."""
+        named = {a.app_id for a in tenant.applications}
+        untouched = [] if self.prune else [a for a in stored.values() if a.app_id not in named]
+        for spec in tenant.applications:
+            current = stored.get(spec.app_id)
+            draft = Application(
+                object_id=current.object_id if current else "",
+                app_id=spec.app_id,
+                tenant_id=tenant.id,
+                display_name=spec.display_name,
+                identifier_uris=spec.identifier_uris,
+            )
+            self.problems += [
+                f"{spec.where}: {clash}" for clash in rules.identifier_uri_clashes(draft, untouched)
+            ]
 
     def _application(
         self, tenant: TenantSpec, spec: ApplicationSpec, stored: Application | None

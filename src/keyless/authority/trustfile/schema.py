@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from keyless._yaml import load_yaml
+from keyless.authority.directory import rules
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, SigningAlg, TokenVersion
 from keyless.errors import ConfigurationError
 
@@ -70,8 +70,6 @@ ACCEPTED_KEYS: dict[str, tuple[str, ...]] = {
     "keyCredential": ("displayName", "certificateFile", "certificate"),
     "appRoleAssignment": ("resource", "appRole"),
 }
-
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
 # -- the document ---------------------------------------------------------------------------------
@@ -291,7 +289,7 @@ class Reader:
 
     def guid(self, key: str, *, required: bool = False) -> str | None:
         value = self.text(key, required=required)
-        if value is not None and not _GUID.match(value):
+        if value is not None and not rules.is_guid(value):
             self.report(key, f"{key} {value!r} is not a GUID")
             return None
         return value.lower() if value else None

@@ -78,7 +78,7 @@ IfMatch = Annotated[str | None, Header(description="Expected version (the ETag o
 
 def tenant_or_404(admin: DirectoryAdmin, ref: str) -> Tenant:
     try:
-        return admin.store.get_tenant(ref)
+        return admin.get_tenant(ref)
     except NotFound:
         raise NotFound(f"Tenant '{ref}' does not exist.") from None
 

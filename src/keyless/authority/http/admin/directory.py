@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Body, Depends, Request, Response
 
-from keyless.authority.directory.admin import DirectoryAdmin
 from keyless.authority.http.admin import graph_json as gj
 from keyless.authority.http.admin.common import (
     APP,
@@ -41,9 +40,8 @@ from keyless.authority.http.admin.models import (
     changes,
     check_read_only,
 )
-from keyless.authority.model import Application
-from keyless.errors import AlreadyExists, ConfigurationError, NotFound
-from keyless.jose import load_certificate, x5t_sha1
+from keyless.errors import ConfigurationError
+from keyless.jose import load_certificate
 
 __all__ = ["router"]
 
@@ -55,7 +53,7 @@ router = APIRouter(prefix="/v1.0", dependencies=[Depends(require_admin)])
 
 @router.get("/tenants", tags=["tenants"])
 def list_tenants(admin: Admin) -> Json:
-    return value_list([gj.tenant_json(t) for t in admin.store.list_tenants()])
+    return value_list([gj.tenant_json(t) for t in admin.list_tenants()])
 
 
 @router.post("/tenants", status_code=201, tags=["tenants"])
@@ -109,19 +107,9 @@ def delete_tenant(admin: Admin, tenant: str) -> Response:
 # -- applications -------------------------------------------------------------------------------------
 
 
-def _check_uris_free(admin: DirectoryAdmin, app: Application) -> None:
-    """Entra: an identifier URI names one application per tenant."""
-    mine = {u.rstrip("/") for u in app.identifier_uris}
-    for other in admin.store.list_applications(app.tenant_id):
-        if other.object_id != app.object_id and mine & {u.rstrip("/") for u in other.identifier_uris}:
-            raise ConfigurationError(
-                "Another object with the same value for property identifierUris already exists."
-            )
-
-
 @router.get(TENANT + "/applications", tags=["applications"])
 def list_applications(admin: Admin, tenant: str) -> Json:
-    apps = admin.store.list_applications(tenant_or_404(admin, tenant).id)
+    apps = admin.list_applications(tenant_or_404(admin, tenant).id)
     return value_list([gj.application_json(a) for a in apps])
 
 
@@ -129,8 +117,6 @@ def list_applications(admin: Admin, tenant: str) -> Json:
 def create_application(admin: Admin, tenant: str, body: ApplicationCreate) -> Json:
     found = tenant_or_404(admin, tenant)
     roles = [r.to_model() for r in body.app_roles]
-    draft = Application("", "", found.id, body.display_name, identifier_uris=tuple(body.identifier_uris))
-    _check_uris_free(admin, draft)
     app = admin.create_application(
         found.id,
         body.display_name,
@@ -176,7 +162,6 @@ def update_application(
     if version_given:
         fields["requested_access_token_version"] = version
     wanted = dataclasses.replace(current, **fields)
-    _check_uris_free(admin, wanted)
     updated = admin.update_application(wanted)
     return no_content(updated.version)
 
@@ -215,8 +200,6 @@ def add_password(
 @router.post(APP + "/removePassword", tags=["credentials"], **NO_CONTENT)
 def remove_password(admin: Admin, tenant: str, app: str, body: RemovePasswordIn) -> Response:
     found = app_or_404(admin, tenant, app)
-    if all(s.key_id != body.key_id for s in admin.store.list_secrets(found.object_id)):
-        raise NotFound(f"Application '{found.display_name}' has no password credential {body.key_id}.")
     admin.remove_secret(found, body.key_id)
     return no_content()
 
@@ -224,7 +207,7 @@ def remove_password(admin: Admin, tenant: str, app: str, body: RemovePasswordIn)
 @router.get(APP + "/passwordCredentials", tags=["credentials"])
 def list_passwords(admin: Admin, tenant: str, app: str) -> Json:
     found = app_or_404(admin, tenant, app)
-    return value_list([gj.secret_json(s) for s in admin.store.list_secrets(found.object_id)])
+    return value_list([gj.secret_json(s) for s in admin.list_secrets(found)])
 
 
 def _certificate_bytes(key: str) -> bytes:
@@ -240,7 +223,7 @@ def _certificate_bytes(key: str) -> bytes:
 @router.get(APP + "/keyCredentials", tags=["credentials"])
 def list_key_credentials(admin: Admin, tenant: str, app: str) -> Json:
     found = app_or_404(admin, tenant, app)
-    return value_list([gj.certificate_json(c) for c in admin.store.list_certificates(found.object_id)])
+    return value_list([gj.certificate_json(c) for c in admin.list_certificates(found)])
 
 
 @router.post(APP + "/keyCredentials", status_code=201, tags=["credentials"])
@@ -250,15 +233,11 @@ def add_key_credential(admin: Admin, tenant: str, app: str, body: KeyCredentialI
         der = load_certificate(_certificate_bytes(body.key)).public_bytes(Encoding.DER)
     except ValueError as exc:
         raise ConfigurationError(f"key: not a PEM or DER certificate: {exc}") from None
-    if any(c.thumbprint_sha1 == x5t_sha1(der) for c in admin.store.list_certificates(found.object_id)):
-        raise AlreadyExists("A key credential with the same thumbprint already exists on this application.")
     return gj.certificate_json(admin.add_certificate(found, der, body.display_name))
 
 
 @router.delete(APP + "/keyCredentials/{key_id}", tags=["credentials"], **NO_CONTENT)
 def delete_key_credential(admin: Admin, tenant: str, app: str, key_id: str) -> Response:
     found = app_or_404(admin, tenant, app)
-    if all(c.key_id != key_id.lower() for c in admin.store.list_certificates(found.object_id)):
-        raise NotFound(f"Application '{found.display_name}' has no key credential {key_id}.")
     admin.remove_certificate(found, key_id.lower())
     return no_content()

@@ -43,7 +43,7 @@ def _live_app(
     admin: DirectoryAdmin, tenant: str, app: str
 ) -> tuple[Application, list[FederatedIdentityCredential]]:
     found = app_or_404(admin, tenant, app)
-    return found, admin.store.list_fics(found.object_id)
+    return found, admin.list_fics(found)
 
 
 @router.post(APP + "/explain", tags=["explain"])

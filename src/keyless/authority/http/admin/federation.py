@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from keyless.authority.directory.admin import DirectoryAdmin, check_fic
+from keyless.authority.directory.admin import DirectoryAdmin
 from keyless.authority.http.admin import graph_json as gj
 from keyless.authority.http.admin.common import (
     FICS,
@@ -35,7 +35,7 @@ from keyless.authority.http.admin.models import (
 )
 from keyless.authority.model import Application, AppRole, FederatedIdentityCredential, Tenant
 from keyless.authority.trustfile import reconcile as trust
-from keyless.errors import AlreadyExists, ConfigurationError, NotFound
+from keyless.errors import ConfigurationError, NotFound
 
 __all__ = ["router"]
 
@@ -43,19 +43,6 @@ router = APIRouter(prefix="/v1.0", dependencies=[Depends(require_admin)])
 
 
 # -- federated identity credentials -------------------------------------------------------------------
-
-
-def _check_fic_free(admin: DirectoryAdmin, app: Application, fic: FederatedIdentityCredential) -> None:
-    """Graph's uniqueness rules, with its messages: the name, and the issuer + subject pair."""
-    for other in admin.store.list_fics(app.object_id):
-        if other.id == fic.id:
-            continue
-        if other.name == fic.name:
-            raise AlreadyExists(
-                f"A federated identity credential named '{fic.name}' already exists on this application."
-            )
-        if (other.issuer, other.subject) == (fic.issuer, fic.subject):
-            raise AlreadyExists("Issuer and subject combination already exists for this application.")
 
 
 def _fic_created(request: Request, app: Application, fic: FederatedIdentityCredential) -> Json:
@@ -68,17 +55,12 @@ def _fic_created(request: Request, app: Application, fic: FederatedIdentityCrede
 @router.get(FICS, tags=["federatedIdentityCredentials"])
 def list_fics(admin: Admin, tenant: str, app: str) -> Json:
     found = app_or_404(admin, tenant, app)
-    return value_list([gj.fic_json(f) for f in admin.store.list_fics(found.object_id)])
+    return value_list([gj.fic_json(f) for f in admin.list_fics(found)])
 
 
 @router.post(FICS, status_code=201, tags=["federatedIdentityCredentials"])
 def create_fic(request: Request, admin: Admin, tenant: str, app: str, body: FicCreate) -> Json:
     found = app_or_404(admin, tenant, app)
-    draft = FederatedIdentityCredential(
-        "", found.object_id, body.name, body.issuer, body.subject, tuple(body.audiences), body.description
-    )
-    check_fic(draft)
-    _check_fic_free(admin, found, draft)
     fic = admin.create_fic(
         found,
         name=body.name,
@@ -112,8 +94,6 @@ def update_fic(
     if "audiences" in given:
         fields["audiences"] = tuple(given["audiences"])
     wanted = dataclasses.replace(current, **fields)
-    check_fic(wanted)
-    _check_fic_free(admin, owner, wanted)
     updated = admin.update_fic(wanted)
     return no_content(updated.version)
 
@@ -132,7 +112,7 @@ def _assignment_parties(
 ) -> tuple[Application, Application, AppRole]:
     graph = (body.principal_id, body.resource_id, body.app_role_id)
     friendly = (body.client, body.resource, body.app_role)
-    apps = admin.store.list_applications(tenant.id)
+    apps = admin.list_applications(tenant.id)
     if all(graph) and not any(friendly):
         by_sp = {a.service_principal_id: a for a in apps}
         client, resource = by_sp.get(graph[0] or ""), by_sp.get(graph[1] or "")
@@ -171,21 +151,14 @@ def _find_or_none(admin: DirectoryAdmin, tenant: Tenant, ref: str) -> Applicatio
 @router.get(TENANT + "/appRoleAssignments", tags=["appRoleAssignments"])
 def list_assignments(admin: Admin, tenant: str) -> Json:
     found = tenant_or_404(admin, tenant)
-    by_sp = {a.service_principal_id: a for a in admin.store.list_applications(found.id)}
-    return value_list([gj.assignment_json(a, by_sp) for a in admin.store.list_role_assignments(found.id)])
+    by_sp = {a.service_principal_id: a for a in admin.list_applications(found.id)}
+    return value_list([gj.assignment_json(a, by_sp) for a in admin.list_role_assignments(found.id)])
 
 
 @router.post(TENANT + "/appRoleAssignments", status_code=201, tags=["appRoleAssignments"])
 def create_assignment(admin: Admin, tenant: str, body: AssignmentIn) -> Json:
     found = tenant_or_404(admin, tenant)
     client, resource, role = _assignment_parties(admin, found, body)
-    for existing in admin.store.list_role_assignments(found.id):
-        if (existing.principal_id, existing.resource_id, existing.app_role_id) == (
-            client.service_principal_id,
-            resource.service_principal_id,
-            role.id,
-        ):
-            raise AlreadyExists("Permission being assigned already exists on the object.")
     assignment = admin.assign_role(client, resource, role.id)
     by_sp = {a.service_principal_id: a for a in (client, resource)}
     return gj.assignment_json(assignment, by_sp)
@@ -194,9 +167,7 @@ def create_assignment(admin: Admin, tenant: str, body: AssignmentIn) -> Json:
 @router.delete(TENANT + "/appRoleAssignments/{assignment}", tags=["appRoleAssignments"], **NO_CONTENT)
 def delete_assignment(admin: Admin, tenant: str, assignment: str) -> Response:
     found = tenant_or_404(admin, tenant)
-    if all(a.id != assignment.lower() for a in admin.store.list_role_assignments(found.id)):
-        raise NotFound(f"Tenant '{found.display_name}' has no app role assignment {assignment}.")
-    admin.unassign_role(assignment.lower())
+    admin.unassign_role(assignment.lower(), found)
     return no_content()
 
 

@@ -8,13 +8,13 @@ unchanged, so a GET-modify-PATCH round trip works.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from keyless.authority.directory import rules
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, AppRole, TokenVersion, new_id
 from keyless.errors import ConfigurationError
 
@@ -35,24 +35,22 @@ __all__ = [
     "check_read_only",
 ]
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-
 
 def _guid(value: str) -> str:
-    if not _GUID.match(value):
+    if not rules.is_guid(value):
         raise ValueError(f"{value!r} is not a GUID")
     return value.lower()
 
 
 def _domain(value: str) -> str:
-    if "." not in value or any(c.isspace() for c in value):
-        raise ValueError(f"domain {value!r} is not a DNS name")
+    for problem in rules.domain_problems([value]):
+        raise ValueError(problem)
     return value.lower()
 
 
 def _uri(value: str) -> str:
-    if ":" not in value or any(c.isspace() for c in value):
-        raise ValueError(f"identifier URI {value!r} must be a URI such as api://name")
+    for problem in rules.identifier_uri_problems([value]):
+        raise ValueError(problem)
     return value
 
 
