@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import shutil
 import socket
 import ssl
@@ -24,7 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests._support.net import text_handler
 
 from keyless.errors import ConfigurationError
-from keyless.tls import TLSFiles, ensure_local_tls, trust_instructions, user_tls
+from keyless.tls import TLSFiles, ca_permitted_names, ensure_local_tls, trust_instructions, user_tls
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -127,7 +128,15 @@ def test_ca_certificate_shape(tls_files: TLSFiles) -> None:
     ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert ski == x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
     lifetime = ca.not_valid_after_utc - ca.not_valid_before_utc
-    assert dt.timedelta(days=3649) < lifetime < dt.timedelta(days=3651)
+    assert dt.timedelta(days=729) < lifetime < dt.timedelta(days=731)  # two years, not ten
+    names = ca.extensions.get_extension_for_class(x509.NameConstraints)
+    assert names.critical
+    assert names.value.permitted_subtrees == [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_network("127.0.0.1/32")),
+        x509.IPAddress(ipaddress.ip_network("::1/128")),
+    ]
+    assert names.value.excluded_subtrees is None
 
 
 def test_server_certificate_shape(tls_files: TLSFiles) -> None:
@@ -168,12 +177,27 @@ def test_second_call_reuses_every_file(tmp_path: Path) -> None:
 def test_new_hostname_reissues_server_certificate_but_keeps_ca(tmp_path: Path) -> None:
     files = ensure_local_tls(tmp_path)
     before = _snapshot(files)
+    old_ca = x509.load_pem_x509_certificate(before["ca.pem"])
 
     again = ensure_local_tls(tmp_path, ["keyless.internal", "10.1.2.3"])
 
     after = _snapshot(again)
-    assert after["ca.pem"] == before["ca.pem"]
+    # The same CA (key, subject, expiry), its certificate re-issued to permit the new names too.
     assert after["ca-key.pem"] == before["ca-key.pem"]
+    new_ca = x509.load_pem_x509_certificate(after["ca.pem"])
+    assert (new_ca.subject, new_ca.public_key(), new_ca.not_valid_after_utc) == (
+        old_ca.subject,
+        old_ca.public_key(),
+        old_ca.not_valid_after_utc,
+    )
+    assert again.ca_cert is not None
+    assert ca_permitted_names(again.ca_cert) == [
+        "keyless.internal",
+        "10.1.2.3",
+        "localhost",
+        "127.0.0.1",
+        "::1",
+    ]
     assert after["server-key.pem"] == before["server-key.pem"]  # same key: no key/cert mismatch window
     assert after["server.pem"] != before["server.pem"]
     leaf, ca = _chain(again.cert)
@@ -200,9 +224,12 @@ def test_near_expiry_reissues_server_certificate(tmp_path: Path) -> None:
     assert after["server.pem"] != before["server.pem"]
     assert after["ca.pem"] == before["ca.pem"]
     assert after["ca-key.pem"] == before["ca-key.pem"]
-    leaf, _ = _chain(files.cert)
+    leaf, ca = _chain(files.cert)
     assert leaf.not_valid_before_utc < later
-    assert leaf.not_valid_after_utc > later + dt.timedelta(days=396)
+    # A server certificate never outlives its CA.
+    assert leaf.not_valid_after_utc == min(
+        ca.not_valid_after_utc, (later + dt.timedelta(days=397)).replace(microsecond=0)
+    )
 
 
 def test_expired_server_certificate_is_reissued(tmp_path: Path) -> None:
@@ -213,8 +240,9 @@ def test_expired_server_certificate_is_reissued(tmp_path: Path) -> None:
 
     ensure_local_tls(tmp_path)
 
-    leaf, _ = _chain(files.cert)
-    assert leaf.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=396)
+    leaf, ca = _chain(files.cert)
+    assert leaf.not_valid_before_utc < dt.datetime.now(dt.UTC)
+    assert leaf.not_valid_after_utc == ca.not_valid_after_utc  # capped by the CA's two years
 
 
 def test_naive_now_is_taken_as_utc(tmp_path: Path) -> None:
@@ -260,7 +288,7 @@ def test_ca_is_never_regenerated(tmp_path: Path) -> None:
     ca_key.unlink()
 
     with pytest.raises(ConfigurationError, match=r"ca-key\.pem"):
-        ensure_local_tls(tmp_path)
+        ensure_local_tls(tmp_path, ["new.example.test"])  # a new name needs the CA key
     assert not ca_key.exists()
 
     files.ca_cert.write_text("not a certificate")
@@ -268,8 +296,130 @@ def test_ca_is_never_regenerated(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as caught:
         ensure_local_tls(tmp_path)
     assert any("ca.pem" in problem for problem in caught.value.problems)
-    assert any("ca-key.pem" in problem for problem in caught.value.problems)
     assert files.ca_cert.read_text() == "not a certificate"
+
+
+def test_a_start_that_reuses_the_server_certificate_never_reads_the_ca_key(tmp_path: Path) -> None:
+    files = ensure_local_tls(tmp_path)
+    assert files.ca_cert is not None
+    before = _snapshot(files)
+    ca_key = files.ca_cert.with_name("ca-key.pem")
+    offline = tmp_path / "offline-ca-key.pem"
+    ca_key.rename(offline)  # the operator keeps the CA key elsewhere
+
+    assert ensure_local_tls(tmp_path) == files  # served with the server key alone
+    assert not ca_key.exists()
+
+    offline.rename(ca_key)
+    assert _snapshot(ensure_local_tls(tmp_path)) == before
+
+
+def _rogue_leaf(files: TLSFiles, name: x509.GeneralName, out: Path) -> tuple[Path, Path]:
+    """A server certificate for ``name`` signed with the local CA's key, as a thief of it would."""
+    assert files.ca_cert is not None
+    ca = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(files.ca_cert.with_name("ca-key.pem").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rogue")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([name]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_path, key_path = out / "rogue.pem", out / "rogue-key.pem"
+    cert_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + files.ca_cert.read_bytes())
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize(
+    ("name", "host"),
+    [
+        (x509.DNSName("login.microsoftonline.com"), "login.microsoftonline.com"),
+        (x509.IPAddress(ipaddress.ip_address("10.9.8.7")), "10.9.8.7"),
+    ],
+)
+def test_a_certificate_the_ca_signs_for_a_name_outside_its_constraints_is_refused(
+    tls_files: TLSFiles, tmp_path: Path, name: x509.GeneralName, host: str
+) -> None:
+    assert tls_files.ca_cert is not None
+    cert, key = _rogue_leaf(tls_files, name, tmp_path)
+    rogue = TLSFiles(ca_cert=tls_files.ca_cert, cert=cert, key=key)
+    with pytest.raises(ssl.SSLCertVerificationError, match=r"(?i)subtree|name constraint"):
+        _handshake(rogue, _client_context(tls_files.ca_cert), host)
+    # The same client accepts the real server certificate for a permitted name.
+    _handshake(tls_files, _client_context(tls_files.ca_cert), "localhost")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl command not installed")
+def test_openssl_refuses_a_certificate_outside_the_name_constraints(
+    tls_files: TLSFiles, tmp_path: Path
+) -> None:
+    assert tls_files.ca_cert is not None
+    cert, _ = _rogue_leaf(tls_files, x509.DNSName("login.microsoftonline.com"), tmp_path)
+    leaf_only = tmp_path / "leaf-only.pem"
+    leaf_only.write_bytes(_chain(cert)[0].public_bytes(serialization.Encoding.PEM))
+    result = subprocess.run(
+        ["openssl", "verify", "-purpose", "sslserver", "-CAfile", tls_files.ca_cert, leaf_only],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "subtree violation" in (result.stdout + result.stderr)
+
+
+def test_httpx_and_requests_refuse_a_rogue_server_for_a_name_outside_the_constraints(
+    tls_files: TLSFiles, tmp_path: Path
+) -> None:
+    """A rogue certificate for a permitted-looking address outside the list: 127.0.0.2 is loopback,
+    reachable here, but not a name the CA may vouch for."""
+    assert tls_files.ca_cert is not None
+    cert, key = _rogue_leaf(tls_files, x509.IPAddress(ipaddress.ip_address("127.0.0.2")), tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    try:
+        server = ThreadingHTTPServer(("127.0.0.2", 0), _Hello)
+    except OSError:  # pragma: no cover - systems where only 127.0.0.1 is configured (macOS)
+        pytest.skip("127.0.0.2 is not a local address here")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.2:{server.server_address[1]}/"
+    try:
+        with (
+            httpx.Client(verify=_client_context(tls_files.ca_cert), trust_env=False) as client,
+            pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+        ):
+            client.get(url)
+        with requests.Session() as session:
+            session.trust_env = False
+            with pytest.raises(requests.exceptions.SSLError):
+                session.get(url, verify=str(tls_files.ca_cert), timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_the_trust_instructions_say_which_names_the_ca_can_vouch_for(tls_files: TLSFiles) -> None:
+    assert "only for localhost, 127.0.0.1, ::1" in trust_instructions(tls_files)
 
 
 def test_orphan_ca_key_without_certificate_is_replaced(tmp_path: Path) -> None:

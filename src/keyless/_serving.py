@@ -1,5 +1,6 @@
 """Running an ASGI app with uvicorn in a background thread on a pre-bound socket: used by
-``keyless dev`` (several servers in one process) and by the test suites."""
+``keyless dev`` (several servers in one process) and by the test suites. Every server runs with
+:class:`~keyless._limits.ServerLimits` (the defaults unless given)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
+
+from keyless._boundedhttp import server_options
+from keyless._limits import ServerLimits
 
 __all__ = ["ServerThread"]
 
@@ -27,10 +31,12 @@ class ServerThread:
         keyfile: Path | None = None,
         log_level: str = "warning",
         name: str = "server",
+        limits: ServerLimits | None = None,
         **uvicorn_options: Any,
     ) -> None:
         self.sock = sock
         options: dict[str, Any] = {"lifespan": "on", "loop": "asyncio", "timeout_graceful_shutdown": 1}
+        options.update(server_options(limits or ServerLimits()))
         if certfile:
             options.update(ssl_certfile=str(certfile), ssl_keyfile=str(keyfile))
         options.update(uvicorn_options)

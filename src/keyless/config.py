@@ -12,9 +12,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from keyless._limits import LIMIT_DESCRIPTIONS, ServerLimits
 from keyless.errors import ConfigurationError
+from keyless.trust import DEFAULT_MIN_REFRESH_INTERVAL
 
 __all__ = ["AuthoritySettings", "load_authority_settings"]
+
+_LIMITS = ServerLimits()  # the defaults
 
 
 class AuthoritySettings(BaseSettings):
@@ -49,8 +53,13 @@ class AuthoritySettings(BaseSettings):
         3600, ge=0, description="Seconds a rotated-in signing key is published before it signs."
     )
     jwks_max_age: int = Field(3600, ge=1, description="How long an external issuer's keys are cached (s).")
-    jwks_refresh_cooldown: int = Field(
-        60, ge=0, description="Minimum seconds between refetches on an unknown kid."
+    jwks_refresh_cooldown: float = Field(
+        DEFAULT_MIN_REFRESH_INTERVAL,
+        ge=0,
+        description=(
+            "Minimum seconds between two fetches of one issuer's keys: an unknown kid refetches once "
+            "it has passed (rotation pickup), a failed fetch backs off from it (doubling, up to 60 s)."
+        ),
     )
     http_timeout: float = Field(5.0, gt=0, le=60, description="Timeout for fetching external issuers.")
     max_form_bytes: int = Field(64 * 1024, ge=1024, description="Largest token request body accepted.")
@@ -71,10 +80,34 @@ class AuthoritySettings(BaseSettings):
         description="Development only: issuer -> discovery URL, to trust a local stand-in for a real issuer.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    max_header_bytes: int = Field(
+        _LIMITS.max_header_bytes, ge=1024, description=LIMIT_DESCRIPTIONS["max_header_bytes"]
+    )
+    max_headers: int = Field(_LIMITS.max_headers, ge=8, description=LIMIT_DESCRIPTIONS["max_headers"])
+    header_timeout: float = Field(
+        _LIMITS.header_timeout, gt=0, description=LIMIT_DESCRIPTIONS["header_timeout"]
+    )
+    keep_alive_timeout: float = Field(
+        _LIMITS.keep_alive_timeout, gt=0, description=LIMIT_DESCRIPTIONS["keep_alive_timeout"]
+    )
+    max_connections: int = Field(
+        _LIMITS.max_connections, ge=1, description=LIMIT_DESCRIPTIONS["max_connections"]
+    )
 
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'keyless.db').resolve()}"
+
+    @property
+    def server_limits(self) -> ServerLimits:
+        """The HTTP server's resource bounds."""
+        return ServerLimits(
+            max_header_bytes=self.max_header_bytes,
+            max_headers=self.max_headers,
+            header_timeout=self.header_timeout,
+            keep_alive_timeout=self.keep_alive_timeout,
+            max_connections=self.max_connections,
+        )
 
     @property
     def base_url(self) -> str:

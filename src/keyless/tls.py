@@ -12,6 +12,24 @@ Later starts reuse them. Only the server certificate is re-issued (same CA, same
 host name is missing from it or it expires within 30 days. The CA is never replaced once it exists:
 clients have been told to trust it. :func:`user_tls` checks certificate files a user supplies instead,
 and :func:`trust_instructions` is the text printed at start telling users how to trust the CA.
+
+Trusting the CA must not mean trusting it for every site, so it is limited three ways:
+
+* **Name constraints**: the CA certificate permits only the host names and IP addresses the server
+  certificate carries (``localhost``, ``127.0.0.1``, ``::1`` and any configured host). Clients
+  (OpenSSL, so Python, requests, httpx, Node; Go, .NET, browsers) refuse any certificate it signs
+  for another name, so even its stolen key cannot impersonate ``login.microsoftonline.com``. A new
+  host name re-issues the CA certificate (same key, same subject) with the wider list; a client
+  that copied ``ca.pem`` into a system store must copy it again. CAs made by older versions carry
+  no constraints: delete ``<data_dir>/tls`` to replace one.
+* **Validity**: two years (``CA_VALIDITY``), not ten.
+* **Key use**: the CA private key is read only when a server certificate must be issued (the
+  first start, a new host name, a renewal within 30 days of expiry); a start that reuses the
+  server certificate never reads it, so the serving process holds only the server key. The key
+  stays on disk (0600) for those moments; an operator may move ``ca-key.pem`` elsewhere and put it
+  back only when keyless asks for it (its absence is then reported by name). The trade-off: the
+  CA key sits next to the data, readable by the account that runs keyless; the constraints bound
+  what it can sign.
 """
 
 from __future__ import annotations
@@ -19,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import logging
 import os
 import secrets
 import shlex
@@ -41,11 +60,13 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["TLSFiles", "ensure_local_tls", "trust_instructions", "user_tls"]
+__all__ = ["TLSFiles", "ca_permitted_names", "ensure_local_tls", "trust_instructions", "user_tls"]
+
+log = logging.getLogger("keyless.tls")
 
 DEFAULT_HOSTNAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 
-CA_VALIDITY = dt.timedelta(days=3650)
+CA_VALIDITY = dt.timedelta(days=730)
 SERVER_VALIDITY = dt.timedelta(days=397)
 RENEW_BEFORE = dt.timedelta(days=30)
 # Certificates start a little in the past so that a client whose clock lags still accepts them.
@@ -92,17 +113,39 @@ def ensure_local_tls(
     os.chmod(tls_dir, 0o700)
     files = TLSFiles(ca_cert=tls_dir / _CA_CERT, cert=tls_dir / _SERVER_CERT, key=tls_dir / _SERVER_KEY)
     with _locked(tls_dir / _LOCK):
-        ca_cert, ca_key = _load_or_create_ca(tls_dir, moment)
+        ca_cert, ca_key = _load_or_create_ca(tls_dir, moment, wanted)
         server_key = _load_or_create_server_key(tls_dir)
         current = _load_server_cert(files.cert)
         if current is None or _needs_reissue(current, ca_cert, server_key, wanted, moment):
             names = _merge_names(wanted, _san_names(current) if current is not None else [])
+            if ca_key is None:  # only now: a start that reuses the server certificate never reads it
+                ca_key = _load_ca_key(tls_dir, ca_cert)
+            if not _permits(ca_cert, names):
+                ca_cert = _widen_ca(tls_dir, ca_cert, ca_key, names, moment)
             leaf = _issue_server_cert(ca_cert, ca_key, server_key, names, moment)
+            del ca_key
             chain = leaf.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(
                 serialization.Encoding.PEM
             )
             _write_atomic(files.cert, chain, 0o644)
     return files
+
+
+def ca_permitted_names(ca_cert: Path) -> list[str] | None:
+    """The names a local CA may vouch for (its permitted subtrees); ``None`` when unconstrained."""
+    constraints = _name_constraints(x509.load_pem_x509_certificate(ca_cert.read_bytes()))
+    if constraints is None or not constraints.permitted_subtrees:
+        return None
+    shown: list[str] = []
+    for entry in constraints.permitted_subtrees:
+        if isinstance(entry, x509.IPAddress) and isinstance(
+            entry.value, ipaddress.IPv4Network | ipaddress.IPv6Network
+        ):
+            network = entry.value
+            shown.append(str(network.network_address) if network.num_addresses == 1 else str(network))
+        else:
+            shown.append(str(entry.value))
+    return shown
 
 
 def user_tls(cert: Path, key: Path) -> TLSFiles:
@@ -147,9 +190,12 @@ def trust_instructions(files: TLSFiles) -> str:
             "Clients must trust the CA that issued it."
         )
     ca = shlex.quote(str(files.ca_cert))
+    permitted = ca_permitted_names(files.ca_cert)
+    scope = f"only for {', '.join(permitted)}" if permitted else "for any name (no name constraints)"
     return "\n".join(
         [
             f"keyless serves HTTPS with a local CA: {files.ca_cert}",
+            f"It can vouch {scope}.",
             "To trust it in a shell that runs clients (these replace the default CA bundle there):",
             f"  export REQUESTS_CA_BUNDLE={ca}   # MSAL, azure-identity: requests ignores SSL_CERT_FILE",
             f"  export SSL_CERT_FILE={ca}        # httpx",
@@ -162,41 +208,127 @@ def trust_instructions(files: TLSFiles) -> str:
 
 
 def _load_or_create_ca(
-    tls_dir: Path, now: dt.datetime
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    tls_dir: Path, now: dt.datetime, names: Sequence[_HostName]
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey | None]:
+    """The CA certificate, plus its key when this call created it (else ``None``: not read)."""
     cert_path, key_path = tls_dir / _CA_CERT, tls_dir / _CA_KEY
     if not cert_path.exists():
         # No CA certificate yet, so nobody trusts one: create it (a key left alone by a crash between
         # the two writes below is replaced).
         new_key = ec.generate_private_key(ec.SECP256R1())
-        new_cert = _issue_ca_cert(new_key, now)
+        new_cert = _issue_ca_cert(new_key, now, names)
         _write_atomic(key_path, _private_pem(new_key), 0o600)
         _write_atomic(cert_path, new_cert.public_bytes(serialization.Encoding.PEM), 0o644)
         return new_cert, new_key
     # The CA exists (clients may trust it): load it, never replace it.
     problems: list[str] = []
     cert = _load_cert_file(cert_path, "local CA certificate", problems)
-    key = _load_ec_key_file(key_path, "local CA private key", problems)
-    if cert is not None and key is not None and not _same_public_key(cert, key):
-        problems.append(f"local CA private key {key_path} does not match {cert_path}")
     if cert is not None and cert.not_valid_after_utc <= now:
         problems.append(
             f"local CA certificate {cert_path} expired on {cert.not_valid_after_utc:%Y-%m-%d}; "
             f"delete {tls_dir} to create a new CA, then trust the new one"
         )
-    if problems or cert is None or key is None:
+    if problems or cert is None:
         raise ConfigurationError(problems)
     _tighten_mode(key_path)
-    return cert, key
+    return cert, None
 
 
-def _issue_ca_cert(key: ec.EllipticCurvePrivateKey, now: dt.datetime) -> x509.Certificate:
+def _load_ca_key(tls_dir: Path, cert: x509.Certificate) -> ec.EllipticCurvePrivateKey:
+    """Read the CA private key, needed only to issue a certificate."""
+    key_path = tls_dir / _CA_KEY
+    problems: list[str] = []
+    key = _load_ec_key_file(key_path, "local CA private key (needed to issue a server certificate)", problems)
+    if key is not None and not _same_public_key(cert, key):
+        problems.append(f"local CA private key {key_path} does not match {tls_dir / _CA_CERT}")
+    if problems or key is None:
+        raise ConfigurationError(problems)
+    _tighten_mode(key_path)
+    return key
+
+
+def _name_constraints(cert: x509.Certificate) -> x509.NameConstraints | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _subtree(name: _HostName) -> x509.GeneralName:
+    """The permitted subtree for one server name: the DNS name (a wildcard's parent), or one address."""
+    if isinstance(name, x509.DNSName):
+        return x509.DNSName(name.value.removeprefix("*."))
+    address = name.value
+    assert isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address)
+    return x509.IPAddress(ipaddress.ip_network(address))
+
+
+def _subtrees(names: Sequence[_HostName]) -> list[x509.GeneralName]:
+    subtrees: list[x509.GeneralName] = []
+    for name in names:
+        subtree = _subtree(name)
+        if subtree not in subtrees:
+            subtrees.append(subtree)
+    return subtrees
+
+
+def _permits(ca: x509.Certificate, names: Sequence[_HostName]) -> bool:
+    """True when ``ca``'s name constraints (if any) allow every one of ``names``."""
+    constraints = _name_constraints(ca)
+    if constraints is None or constraints.permitted_subtrees is None:
+        return True
+    permitted = constraints.permitted_subtrees
+    return all(_subtree(name) in permitted for name in names)
+
+
+def _widen_ca(
+    tls_dir: Path,
+    ca: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    names: Sequence[_HostName],
+    now: dt.datetime,
+) -> x509.Certificate:
+    """Re-issue the CA certificate (same key, subject and expiry) permitting ``names`` too."""
+    constraints = _name_constraints(ca)
+    kept = (
+        [n for n in (constraints.permitted_subtrees or []) if isinstance(n, x509.DNSName | x509.IPAddress)]
+        if constraints
+        else []
+    )
+    subtrees = _subtrees(names)
+    subtrees += [n for n in kept if n not in subtrees]
+    widened = _ca_builder(ca.subject, key, ca.not_valid_before_utc, ca.not_valid_after_utc, subtrees).sign(
+        key, hashes.SHA256()
+    )
+    _write_atomic(tls_dir / _CA_CERT, widened.public_bytes(serialization.Encoding.PEM), 0o644)
+    log.warning(
+        "the local CA certificate %s now also permits %s; copy it again wherever it was installed",
+        tls_dir / _CA_CERT,
+        ", ".join(str(n.value) for n in names),
+    )
+    return widened
+
+
+def _issue_ca_cert(
+    key: ec.EllipticCurvePrivateKey, now: dt.datetime, names: Sequence[_HostName]
+) -> x509.Certificate:
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, f"keyless local CA {secrets.token_hex(4)}"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "keyless"),
         ]
     )
+    builder = _ca_builder(name, key, now - BACKDATE, now + CA_VALIDITY, _subtrees(names))
+    return builder.sign(key, hashes.SHA256())
+
+
+def _ca_builder(
+    name: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    permitted: Sequence[x509.GeneralName],
+) -> x509.CertificateBuilder:
     public = key.public_key()
     return (
         x509.CertificateBuilder()
@@ -204,8 +336,8 @@ def _issue_ca_cert(key: ec.EllipticCurvePrivateKey, now: dt.datetime) -> x509.Ce
         .issuer_name(name)
         .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + CA_VALIDITY)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -221,8 +353,11 @@ def _issue_ca_cert(key: ec.EllipticCurvePrivateKey, now: dt.datetime) -> x509.Ce
             ),
             critical=True,
         )
+        # RFC 5280 4.2.1.10: critical, so that a client that cannot enforce it refuses the CA.
+        .add_extension(
+            x509.NameConstraints(permitted_subtrees=list(permitted), excluded_subtrees=None), critical=True
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
     )
 
 

@@ -142,3 +142,17 @@ def test_http_issuers_are_refused_outside_development_mode(
         response = exchange(authority, federation, issuer.mint(sub=SUBJECT))
         assert response.json()["error_codes"] == [90061]
         assert sum(issuer.requests.values()) == 0
+
+
+def test_thirty_exchanges_against_an_issuer_whose_discovery_answers_500_cause_one_fetch(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, issuer: TestIssuer
+) -> None:
+    settings = {"dev_mode": True, "allow_http_loopback_issuers": True, "jwks_refresh_cooldown": 60}
+    with run_authority(tmp_path, **settings) as authority:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(authority.ca_file))
+        federation = seed_federation(authority.admin, issuer=issuer.url)
+        issuer.set_status(issuer.discovery_path, 500)
+        for _ in range(30):
+            assert exchange(authority, federation, issuer.mint(sub=SUBJECT)).status_code != 200
+        assert issuer.requests[issuer.discovery_path] == 1
+        assert issuer.requests[issuer.jwks_path] == 0

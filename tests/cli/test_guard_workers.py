@@ -105,6 +105,9 @@ def test_two_guard_workers_verify_forward_and_stop_on_sigterm(tmp_path: Path, up
                     refused = client.get(f"http://127.0.0.1:{port}/blobs/a")
                     assert refused.status_code == 401
                     assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+                    # every worker bounds the request head (default 32 KiB)
+                    big = client.get(f"http://127.0.0.1:{port}/blobs/a", headers={"x-big": "b" * 40_000})
+                    assert big.status_code == 431
         finally:
             workers = _workers(process.pid) if process.poll() is None else []
             process.send_signal(signal.SIGTERM)

@@ -77,6 +77,14 @@ def test_serve_applies_the_trust_file_and_serves_discovery_over_https(served: tu
     assert stat.S_IMODE((data_dir / "kek.key").stat().st_mode) == 0o600
 
 
+def test_serve_refuses_a_header_past_the_default_limit_with_431(served: tuple[str, Path]) -> None:
+    base, data_dir = served
+    context = ssl.create_default_context(cafile=str(data_dir / "tls" / "ca.pem"))
+    big = httpx.get(f"{base}/healthz", headers={"x-big": "b" * 40_000}, verify=context)
+    assert big.status_code == 431
+    assert httpx.get(f"{base}/healthz", headers={"x-fine": "b" * 8_000}, verify=context).status_code == 200
+
+
 def test_keys_rotate_and_list_find_the_local_server_through_the_data_dir(served: tuple[str, Path]) -> None:
     _, data_dir = served
     rotated = keyless(
@@ -157,6 +165,10 @@ def test_two_workers_serve_tokens_and_stop_cleanly_on_sigterm(tmp_path: Path) ->
         with httpx.Client(verify=context, timeout=5) as client:
             for _ in range(20):  # several connections: both workers take a share
                 assert client.get(f"https://localhost:{port}/{TENANT}/discovery/v2.0/keys").status_code == 200
+        for _ in range(4):  # the workers run with the same header limit (default 32 KiB)
+            with httpx.Client(verify=context, timeout=5) as client:
+                big = client.get(f"https://localhost:{port}/healthz", headers={"x-big": "b" * 40_000})
+                assert big.status_code == 431
         refused = 12
         for n in range(refused):  # a new connection each: the refusals land on both workers
             with httpx.Client(verify=context, timeout=5) as client:

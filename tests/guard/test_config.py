@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from keyless._limits import ServerLimits
 from keyless.errors import ConfigurationError
 from keyless.guard import GuardConfig, Verifier, config_from_mapping, load_config
 from keyless.guard._config import PRESENT
@@ -183,3 +184,16 @@ def test_a_ca_bundle_that_is_not_pem_is_a_problem(tmp_path: Path) -> None:
 def test_a_missing_file_is_a_configuration_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_the_server_section_sets_the_proxy_s_resource_bounds() -> None:
+    base = {"issuers": [{"kind": "google"}], "audiences": ["https://svc.run.app"]}
+    assert config_from_mapping(base).server_limits == ServerLimits()
+    config = config_from_mapping(
+        {**base, "server": {"max_header_bytes": 16384, "header_timeout": 3, "max_connections": 50}}
+    )
+    assert config.server_limits == ServerLimits(max_header_bytes=16384, header_timeout=3, max_connections=50)
+    with pytest.raises(ConfigurationError) as raised:
+        config_from_mapping({**base, "server": {"max_header_bytes": 10, "max_conections": 5}})
+    assert any("max_header_bytes" in p for p in raised.value.problems)
+    assert any("max_conections" in p for p in raised.value.problems)

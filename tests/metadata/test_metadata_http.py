@@ -264,7 +264,8 @@ def test_token_with_an_empty_scope_is_a_bad_request(client: httpx.Client) -> Non
 def test_an_unknown_path_or_account_is_googles_404_page(client: httpx.Client, path: str) -> None:
     response = client.get(path, headers=FLAVOR)
     assert response.status_code == 404
-    assert response.headers["content-type"] == "text/html; charset=UTF-8"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["x-content-type-options"] == "nosniff"
     assert "Error 404 (Not Found)" in response.text
 
 

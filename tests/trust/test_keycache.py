@@ -160,7 +160,75 @@ async def test_a_token_without_kid_never_forces_a_refetch(
     assert _counts(test_issuer) == (1, 1)
 
 
+async def test_a_rotated_key_is_accepted_within_5_seconds_with_the_default_interval(
+    test_issuer: TestIssuer, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    remote = RemoteKeySet(test_issuer.url, client=client, allow_http_loopback=True, clock=clock)
+    await remote.get()
+    new_kid = test_issuer.rotate()  # just after a fetch: the worst case for pickup
+    rotated_at = clock.now
+    while not (await remote.get_for_kid(new_kid)).has_kid(new_kid):
+        clock.advance(0.25)
+        assert clock.now - rotated_at <= 5, "the rotated key was not picked up within 5 s"
+    assert _counts(test_issuer) == (1, 2)
+
+
+async def test_a_thousand_random_kids_in_ten_seconds_cause_at_most_a_handful_of_fetches(
+    test_issuer: TestIssuer, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    remote = RemoteKeySet(test_issuer.url, client=client, allow_http_loopback=True, clock=clock)
+    await remote.get()
+    for n in range(1000):
+        await remote.get_for_kid(f"random-{n:04d}-{n * 7919 % 1000}")
+        clock.advance(0.01)
+    discovery, jwks = _counts(test_issuer)
+    assert discovery == 1
+    assert jwks <= 4  # the first fetch, then at most one per DEFAULT_MIN_REFRESH_INTERVAL (4 s)
+
+
 # -- issuer down ---------------------------------------------------------------------------------
+
+
+async def test_thirty_gets_against_an_issuer_whose_discovery_answers_500_cause_one_fetch(
+    test_issuer: TestIssuer, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    remote = _remote(test_issuer, client, clock)
+    test_issuer.set_status(test_issuer.discovery_path, 500)
+    for _ in range(30):
+        with pytest.raises(TransportError, match="500"):
+            await remote.get_for_kid("some-kid")
+        clock.advance(0.1)
+    assert _counts(test_issuer) == (1, 0)
+    assert (remote.stats.fetches, remote.stats.backoffs) == (1, 29)
+
+
+async def test_consecutive_failures_back_off_longer_up_to_the_cap_and_a_success_resets(
+    test_issuer: TestIssuer, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    remote = RemoteKeySet(
+        test_issuer.url,
+        client=client,
+        allow_http_loopback=True,
+        clock=clock,
+        min_refresh_interval=5,
+        max_failure_backoff=20,
+    )
+    test_issuer.set_status(test_issuer.discovery_path, 500)
+    attempts = []
+    for second in range(60):
+        with pytest.raises(TransportError):
+            await remote.get()
+        if test_issuer.requests[test_issuer.discovery_path] > len(attempts):
+            attempts.append(second)
+        clock.advance(1)
+    assert attempts == [0, 5, 15, 35, 55]  # waits of 5, 10, 20, then 20 (the cap)
+    test_issuer.set_status(test_issuer.discovery_path, None)
+    clock.advance(20)
+    assert (await remote.get()).has_kid(test_issuer.signer.kid)
+    assert remote.stats.failures == 5
+
+
+# -- issuer down (with a last good set) -----------------------------------------------------------
 
 
 async def test_the_last_good_set_is_served_while_the_issuer_is_down(
@@ -208,6 +276,10 @@ async def test_an_issuer_down_with_no_prior_key_set_raises_transport_error(
     assert remote.cached is None
 
     test_issuer.up()
+    with pytest.raises(TransportError, match="503"):  # still backing off: no request
+        await remote.get()
+    assert _counts(test_issuer) == (1, 0)
+    clock.advance(COOLDOWN)
     assert (await remote.get()).has_kid(test_issuer.signer.kid)
 
 

@@ -8,6 +8,7 @@ import keyless.trust
 def test_the_public_names_are_pinned() -> None:
     assert sorted(keyless.trust.__all__) == [
         "DEFAULT_MAX_BYTES",
+        "DEFAULT_MIN_REFRESH_INTERVAL",
         "DEFAULT_TIMEOUT",
         "IssuerKeyCache",
         "JsonFetcher",

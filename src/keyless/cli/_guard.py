@@ -69,6 +69,7 @@ def _skip_missing_sniffio() -> None:
 def _serve(upstream: str | None, config: Path, host: str, port: int, log_level: str, workers: int) -> None:
     import uvicorn
 
+    from keyless._boundedhttp import server_options
     from keyless._net import bind_socket
     from keyless._workers import run_workers
     from keyless.guard import proxy_from_file
@@ -96,6 +97,7 @@ def _serve(upstream: str | None, config: Path, host: str, port: int, log_level: 
     # X-Forwarded-* headers: uvicorn's proxy-headers rewrite would replace the real peer address
     # with whatever a local client claims in X-Forwarded-For.
     options = {"server_header": False, "lifespan": "on", "proxy_headers": False}
+    options.update(server_options(settings.server_limits))
     if workers == 1:
         uvicorn.Server(
             uvicorn.Config(proxy, log_level=log_level, access_log=False, **options)  # type: ignore[arg-type]

@@ -64,6 +64,7 @@ def serve(
 ) -> None:
     import uvicorn
 
+    from keyless._boundedhttp import server_options
     from keyless._net import bind_socket
     from keyless._workers import run_workers
     from keyless.authority import Authority, app_from_env, create_app
@@ -93,8 +94,10 @@ def serve(
         console.print(f"trust file {trust}: {len(changes.changes)} change(s) applied")
     _announce(settings, tls)
     ssl = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
+    options = {**ssl, **server_options(settings.server_limits)}
     if settings.workers == 1:
-        config = uvicorn.Config(create_app(authority), log_level=settings.log_level, access_log=False, **ssl)  # type: ignore[arg-type]
+        app = create_app(authority)
+        config = uvicorn.Config(app, log_level=settings.log_level, access_log=False, **options)
         uvicorn.Server(config).run(sockets=[sock])
         return
     authority.store.close()
@@ -106,7 +109,7 @@ def serve(
         settings.port,
         app_factory=app_from_env,
         log_level=settings.log_level,
-        options=ssl,
+        options=options,
         name="keyless-serve",
     )
 

@@ -138,7 +138,12 @@ def run_stack(data_dir: Path, trust_file: Path, ports: DevPorts = DevPorts()) ->
         tenant, client, resource = _seed_ids(authority)
         stack.enter_context(
             ServerThread(
-                create_app(authority), authority_sock, certfile=tls.cert, keyfile=tls.key, name="authority"
+                create_app(authority),
+                authority_sock,
+                certfile=tls.cert,
+                keyfile=tls.key,
+                name="authority",
+                limits=settings.server_limits,
             )
         )
         upstream = stack.enter_context(

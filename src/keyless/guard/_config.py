@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from keyless._limits import ServerLimits
 from keyless.errors import ConfigurationError
 from keyless.guard._policy import Policy, load_policy, read_policy
 from keyless.guard._reader import PathKey, Reader, read_yaml
 from keyless.jose import ALGORITHMS
+from keyless.trust import DEFAULT_MIN_REFRESH_INTERVAL
 
 __all__ = [
     "ENTRA_INSTANCE",
@@ -71,8 +73,10 @@ _TOP_KEYS = (
     "upstream_timeout",
     "upstream_connect_timeout",
     "policy",
+    "server",
 )
 _KEYS_KEYS = ("max_age", "refresh_cooldown", "timeout")
+_SERVER_KEYS = ("max_header_bytes", "max_headers", "header_timeout", "keep_alive_timeout", "max_connections")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +125,7 @@ class GuardConfig:
     max_token_size: int = DEFAULT_MAX_TOKEN_SIZE
     token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
     keys_max_age: float = 3600.0
-    keys_refresh_cooldown: float = 60.0
+    keys_refresh_cooldown: float = DEFAULT_MIN_REFRESH_INTERVAL
     keys_timeout: float = 5.0
     allow_http_loopback_issuers: bool = False
     ca_bundle: Path | None = None
@@ -129,6 +133,7 @@ class GuardConfig:
     upstream_timeout: float = 30.0
     upstream_connect_timeout: float = 5.0
     policy: Policy = field(default_factory=Policy.allow_authenticated)
+    server_limits: ServerLimits = field(default_factory=ServerLimits)
     source: str = "<config>"
 
     def development_warnings(self) -> list[str]:
@@ -331,7 +336,9 @@ def read_config(reader: Reader, raw: Any) -> GuardConfig:
         max_token_size=reader.integer(data, (), "max_token_size", DEFAULT_MAX_TOKEN_SIZE, minimum=256),
         token_cache_size=reader.integer(data, (), "token_cache_size", DEFAULT_TOKEN_CACHE_SIZE),
         keys_max_age=reader.number(keys, ("keys",), "max_age", 3600.0, minimum=1),
-        keys_refresh_cooldown=reader.number(keys, ("keys",), "refresh_cooldown", 60.0, minimum=0),
+        keys_refresh_cooldown=reader.number(
+            keys, ("keys",), "refresh_cooldown", DEFAULT_MIN_REFRESH_INTERVAL, minimum=0
+        ),
         keys_timeout=reader.number(keys, ("keys",), "timeout", 5.0, minimum=0.1, maximum=60),
         allow_http_loopback_issuers=allow_http,
         ca_bundle=_ca_bundle(reader, data),
@@ -339,7 +346,26 @@ def read_config(reader: Reader, raw: Any) -> GuardConfig:
         upstream_timeout=reader.number(data, (), "upstream_timeout", 30.0, minimum=0.01),
         upstream_connect_timeout=reader.number(data, (), "upstream_connect_timeout", 5.0, minimum=0.01),
         policy=_policy(reader, data),
+        server_limits=_server_limits(reader, data),
         source=reader.source,
+    )
+
+
+def _server_limits(reader: Reader, data: Mapping[str, Any]) -> ServerLimits:
+    """The proxy server's resource bounds (``server:``), defaults from :class:`ServerLimits`."""
+    raw = reader.mapping(data.get("server"), ("server",), _SERVER_KEYS)
+    default = ServerLimits()
+    where = ("server",)
+    return ServerLimits(
+        max_header_bytes=reader.integer(
+            raw, where, "max_header_bytes", default.max_header_bytes, minimum=1024
+        ),
+        max_headers=reader.integer(raw, where, "max_headers", default.max_headers, minimum=8),
+        header_timeout=reader.number(raw, where, "header_timeout", default.header_timeout, minimum=0.01),
+        keep_alive_timeout=reader.number(
+            raw, where, "keep_alive_timeout", default.keep_alive_timeout, minimum=0.01
+        ),
+        max_connections=reader.integer(raw, where, "max_connections", default.max_connections, minimum=1),
     )
 
 

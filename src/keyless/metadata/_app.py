@@ -6,10 +6,15 @@ A metadata request (``/`` and everything under ``/computeMetadata/``) is checked
 1. ``X-Forwarded-For`` present           -> 403 (the real server refuses proxied requests)
 2. ``Metadata-Flavor: Google`` missing   -> 403 (not required on ``/``, google-auth's ping)
 3. a method other than GET               -> 405, ``Allow: GET``
-4. the path: unknown -> 404 (Google's HTML page); a directory without its slash -> 301
+4. the path: unknown -> 404 (Google's wording, as ``text/plain``); a directory without its slash -> 301
 5. the query: ``alt`` is ``json`` or ``text``; identity needs a non-empty ``audience`` -> else 400
 
-Content types are the real server's: leaves ``application/text``, ``?recursive=true`` and
+Before any of these, every request (the issuer endpoints too) must carry a ``Host`` naming the
+emulator (see :mod:`keyless.metadata._hosts`): 400 without one, 403 for another name.
+
+Content types are the real server's, except the 404 page: Google serves it as HTML, the emulator as
+``text/plain`` with ``X-Content-Type-Options: nosniff``, so a path it echoes is never markup. Leaves
+are ``application/text``, ``?recursive=true`` and
 ``/token`` ``application/json``, the identity token (a bare JWT) ``text/html``. Every response
 carries ``Metadata-Flavor: Google``, ``Server: Metadata Server for VM``, ``X-XSS-Protection: 0``
 and ``X-Frame-Options: SAMEORIGIN``. The issuer endpoints (``/.well-known/openid-configuration``,
@@ -19,13 +24,15 @@ and ``X-Frame-Options: SAMEORIGIN``. The issuer endpoints (``/.well-known/openid
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 import re
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -35,6 +42,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keyless.metadata._config import MetadataConfig, ServiceAccount
+from keyless.metadata._hosts import HostCheck, emulator_hosts
 from keyless.metadata._issuer import MetadataIssuer
 
 __all__ = ["COMMON_HEADERS", "create_app"]
@@ -56,13 +64,13 @@ IDENTITY = "text/html"
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _PREFIX = "/computeMetadata"
 
-_NOT_FOUND_PAGE = """<!DOCTYPE html>
-<html lang=en>
-  <meta charset=utf-8>
-  <title>Error 404 (Not Found)!!1</title>
-  <p><b>404.</b> <ins>That\u2019s an error.</ins>
-  <p>The requested URL <code>{path}</code> was not found on this server.  <ins>That\u2019s all we know.</ins>
+# Google's 404 page in words; a plain-text body with the path escaped, so that it cannot become
+# markup even for a client that ignores the content type.
+_NOT_FOUND_PAGE = """Error 404 (Not Found)!!1
+404. That\u2019s an error.
+The requested URL {path} was not found on this server.  That\u2019s all we know.
 """
+PLAIN = "text/plain; charset=utf-8"
 
 
 # -- the metadata tree --------------------------------------------------------------------------
@@ -197,7 +205,8 @@ def _error(status: int, message: str, headers: Mapping[str, str] | None = None) 
 
 
 def _not_found(path: str) -> Response:
-    return _respond(_NOT_FOUND_PAGE.format(path=path), HTML, 404)
+    shown = html.escape(path.encode("unicode_escape").decode("ascii"))  # no markup, no control characters
+    return _respond(_NOT_FOUND_PAGE.format(path=shown), PLAIN, 404, {"X-Content-Type-Options": "nosniff"})
 
 
 def _json(value: Any) -> str:
@@ -371,11 +380,20 @@ def _has_flavor(request: Request) -> bool:
     return request.headers.get("x-google-metadata-request", "").lower() == "true"
 
 
-def create_app(issuer: MetadataIssuer, *, request_log: deque[str] | None = None) -> ASGIApp:
+def create_app(
+    issuer: MetadataIssuer,
+    *,
+    request_log: deque[str] | None = None,
+    allowed_hosts: Collection[str] | None = None,
+) -> ASGIApp:
     """The emulator's ASGI application around ``issuer`` (which holds the configuration).
 
-    ``request_log``, if given, receives ``"GET /path?query"`` for every request.
+    ``request_log``, if given, receives ``"GET /path?query"`` for every request. Only requests
+    whose ``Host`` is in ``allowed_hosts`` are served (default: the host of the issuer's URL,
+    ``localhost`` and ``metadata.google.internal``).
     """
+    if allowed_hosts is None:
+        allowed_hosts = emulator_hosts(urlsplit(issuer.base_url).hostname or "")
     endpoints = _Endpoints(issuer)
     app = Starlette(
         routes=[
@@ -387,4 +405,4 @@ def create_app(issuer: MetadataIssuer, *, request_log: deque[str] | None = None)
         ],
         exception_handlers={404: endpoints.not_found, 405: endpoints.not_found},
     )
-    return _GuardHeaders(app, request_log)
+    return _GuardHeaders(HostCheck(app, allowed_hosts), request_log)

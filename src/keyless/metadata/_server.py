@@ -16,10 +16,12 @@ import time
 from collections import deque
 from types import TracebackType
 
+from keyless._limits import ServerLimits
 from keyless._net import bind_socket
 from keyless._serving import ServerThread
 from keyless.metadata._app import create_app
 from keyless.metadata._config import GOOGLE_ISSUER, MetadataConfig
+from keyless.metadata._hosts import emulator_hosts
 from keyless.metadata._issuer import Clock, MetadataIssuer
 
 __all__ = ["MetadataServer", "google_mode_warning"]
@@ -56,6 +58,7 @@ class MetadataServer:
         clock: Clock = time.time,
         log_level: str = "warning",
         access_log: bool = False,
+        limits: ServerLimits | None = None,
     ) -> None:
         self.config = config or MetadataConfig()
         self._sock = bind_socket(host, port)
@@ -64,12 +67,14 @@ class MetadataServer:
         self.url = (self.config.public_url or f"http://{_url_host(host)}:{self.port}").rstrip("/")
         self.issuer = MetadataIssuer(self.config, base_url=self.url, clock=clock)
         self.requests: deque[str] = deque(maxlen=1000)  # "GET /path?query", newest last
-        self.app = create_app(self.issuer, request_log=self.requests)
+        hosts = emulator_hosts(host, self.config.public_url)
+        self.app = create_app(self.issuer, request_log=self.requests, allowed_hosts=hosts)
         self._server = ServerThread(
             self.app,
             self._sock,
             log_level=log_level,
             name="keyless-metadata",
+            limits=limits,
             access_log=access_log,
             lifespan="off",
             server_header=False,

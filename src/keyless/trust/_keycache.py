@@ -3,11 +3,14 @@
 :class:`RemoteKeySet` follows one issuer (discovery, then ``jwks_uri``):
 
 * the key set is served from cache while younger than ``max_age``; the discovery document too;
-* a token whose ``kid`` is not in the set triggers one refetch (rotation pickup), at most once per
-  ``min_refresh_interval``, so a flood of unknown ``kid`` values costs one fetch per cooldown;
-* one fetch is in flight at a time: concurrent callers wait for it and share its result;
-* when a refresh fails the last good set is served (and the issuer is retried at most once per
-  ``min_refresh_interval``); with no good set ever fetched the failure is raised.
+* fetches of one issuer are at least ``min_refresh_interval`` apart, whatever asks for them: a
+  token whose ``kid`` is not in the set triggers a refetch (rotation pickup) once that interval
+  has passed since the last attempt, so a flood of unknown ``kid`` values costs one fetch per
+  interval and a rotated key is accepted at most one interval after it is published;
+* a failed fetch backs off the same way, and longer after each consecutive failure (doubling up
+  to ``max_failure_backoff``): until then the last good set is served, or, with none ever
+  fetched, the failure is raised again without any request (negative caching);
+* one fetch is in flight at a time: concurrent callers wait for it and share its result.
 
 :class:`IssuerKeyCache` holds a bounded, least-recently-used registry of them over one client.
 """
@@ -30,7 +33,18 @@ from keyless.jose import KeySet
 from keyless.trust._discovery import ProviderMetadata, discover
 from keyless.trust._fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, JsonFetcher
 
-__all__ = ["IssuerKeyCache", "KeyCacheStats", "RemoteKeySet"]
+__all__ = [
+    "DEFAULT_MAX_FAILURE_BACKOFF",
+    "DEFAULT_MIN_REFRESH_INTERVAL",
+    "IssuerKeyCache",
+    "KeyCacheStats",
+    "RemoteKeySet",
+]
+
+# Short enough that a rotated key is picked up within seconds, long enough that made-up kid
+# values cannot turn the cache into a request amplifier against the issuer.
+DEFAULT_MIN_REFRESH_INTERVAL = 4.0
+DEFAULT_MAX_FAILURE_BACKOFF = 60.0
 
 logger = logging.getLogger("keyless.trust")
 
@@ -42,20 +56,24 @@ class KeyCacheStats:
     """Counters for admins and tests; times are readings of the cache's clock.
 
     ``fetches`` counts refresh attempts (each a discovery fetch when that document is stale, then a
-    JWKS fetch); ``keys`` is the size of the last good set; ``last_error`` stays after a recovery.
+    JWKS fetch); ``keys`` is the size of the last good set; ``last_error`` stays after a recovery;
+    ``backoffs`` counts calls answered from a recorded failure without fetching.
     """
 
     fetches: int = 0
     discovery_fetches: int = 0
     jwks_fetches: int = 0
     failures: int = 0
+    backoffs: int = 0
     keys: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
     last_success_at: float | None = None
 
 
-def _check_tuning(max_age: float, min_refresh_interval: float, timeout: float, max_keys: int) -> None:
+def _check_tuning(
+    max_age: float, min_refresh_interval: float, timeout: float, max_keys: int, max_failure_backoff: float
+) -> None:
     if not max_age > 0:
         raise ValueError("max_age must be positive")
     if not min_refresh_interval >= 0:
@@ -64,6 +82,8 @@ def _check_tuning(max_age: float, min_refresh_interval: float, timeout: float, m
         raise ValueError("timeout must be positive")
     if max_keys < 1:
         raise ValueError("max_keys must be at least 1")
+    if not max_failure_backoff >= min_refresh_interval:
+        raise ValueError("max_failure_backoff must be at least min_refresh_interval")
 
 
 class RemoteKeySet:
@@ -76,18 +96,21 @@ class RemoteKeySet:
         client: httpx.AsyncClient,
         discovery_url: str | None = None,
         max_age: float = 3600,
-        min_refresh_interval: float = 60,
+        min_refresh_interval: float = DEFAULT_MIN_REFRESH_INTERVAL,
         timeout: float = DEFAULT_TIMEOUT,
         allow_http_loopback: bool = False,
         clock: Clock = time.monotonic,
         max_keys: int = 100,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        max_failure_backoff: float = DEFAULT_MAX_FAILURE_BACKOFF,
     ) -> None:
-        _check_tuning(max_age, min_refresh_interval, timeout, max_keys)
+        max_failure_backoff = max(max_failure_backoff, min_refresh_interval)
+        _check_tuning(max_age, min_refresh_interval, timeout, max_keys, max_failure_backoff)
         self.issuer = issuer
         self.discovery_url = discovery_url
         self.max_age = max_age
         self.min_refresh_interval = min_refresh_interval
+        self.max_failure_backoff = max_failure_backoff
         self.stats = KeyCacheStats()
         self._fetcher = JsonFetcher(client, timeout, max_bytes, allow_http_loopback)
         self._clock = clock
@@ -96,8 +119,8 @@ class RemoteKeySet:
         self._keys_at = -math.inf
         self._metadata: ProviderMetadata | None = None
         self._metadata_at = -math.inf
-        self._attempt_at = -math.inf
-        self._failed_at: float | None = None
+        self._next_attempt_at = -math.inf  # no fetch starts before this reading of the clock
+        self._consecutive_failures = 0
         self._error: TransportError | None = None
         self._generation = 0
         self._lock = asyncio.Lock()
@@ -113,28 +136,28 @@ class RemoteKeySet:
         return self._metadata
 
     async def get(self) -> KeySet:
-        """The issuer's key set: cached while younger than ``max_age``, else refetched."""
+        """The issuer's key set: cached while younger than ``max_age``, else refetched (at most once
+        per interval; in between, the last good set, or the last failure raised again)."""
         keys = self._keys
-        if keys is not None and not self._due():
+        if keys is not None and self._clock() - self._keys_at < self.max_age:
             return keys
+        if self._backing_off():
+            if keys is None:
+                self.stats.backoffs += 1
+            return self._current()
         return await self._refresh()
 
     async def get_for_kid(self, kid: str | None) -> KeySet:
-        """Like :meth:`get`, refetching once if ``kid`` is unknown and the cooldown has passed."""
+        """Like :meth:`get`, refetching if ``kid`` is unknown and the last attempt is old enough."""
         keys = await self.get()
-        if kid is None or keys.has_kid(kid) or not self._cooled_down():
+        if kid is None or keys.has_kid(kid) or self._backing_off():
             return keys
         return await self._refresh()
 
-    def _due(self) -> bool:
-        """True when the cached set is stale and we are not backing off after a failure."""
-        now = self._clock()
-        if now - self._keys_at < self.max_age:
-            return False
-        return self._failed_at is None or now - self._failed_at >= self.min_refresh_interval
-
-    def _cooled_down(self) -> bool:
-        return self._clock() - self._attempt_at >= self.min_refresh_interval
+    def _backing_off(self) -> bool:
+        """True while the last attempt (success or failure) is too recent for another fetch; a
+        caller arriving while a fetch is in flight waits for that fetch instead."""
+        return self._clock() < self._next_attempt_at and not self._lock.locked()
 
     async def _refresh(self) -> KeySet:
         """Single flight: fetch unless a fetch finished while we waited for the lock; share its result."""
@@ -153,7 +176,8 @@ class RemoteKeySet:
         raise TransportError(str(error), retryable=error.retryable)
 
     async def _fetch(self) -> None:
-        self._attempt_at = self._clock()
+        # Counted from the start of the attempt: a slow issuer does not earn extra fetches.
+        self._next_attempt_at = self._clock() + self.min_refresh_interval
         self.stats.fetches += 1
         try:
             keys = await self._load()
@@ -194,17 +218,27 @@ class RemoteKeySet:
     def _record_success(self, keys: KeySet) -> None:
         now = self._clock()
         self._keys, self._keys_at = keys, now
-        self._failed_at, self._error = None, None
+        self._error, self._consecutive_failures = None, 0
         self.stats.keys = len(keys)
         self.stats.last_success_at = now
 
     def _record_failure(self, error: TransportError) -> None:
         now = self._clock()
-        self._failed_at, self._error = now, error
+        self._error = error
+        self._consecutive_failures += 1
+        backoff = min(
+            self.min_refresh_interval * 2 ** (self._consecutive_failures - 1), self.max_failure_backoff
+        )
+        self._next_attempt_at = max(self._next_attempt_at, now + backoff)
         self.stats.failures += 1
         self.stats.last_error, self.stats.last_error_at = str(error), now
         if self._keys is None:
-            logger.warning("keys of issuer %s could not be fetched: %s", self.issuer, error)
+            logger.warning(
+                "keys of issuer %s could not be fetched: %s (next attempt in %.0f s at the earliest)",
+                self.issuer,
+                error,
+                backoff,
+            )
             return
         logger.warning(
             "keys of issuer %s could not be refreshed (%s); serving the last good set (%.0f s old), "
@@ -212,7 +246,7 @@ class RemoteKeySet:
             self.issuer,
             error,
             now - self._keys_at,
-            self.min_refresh_interval,
+            backoff,
         )
 
 
@@ -231,14 +265,16 @@ class IssuerKeyCache:
         client: httpx.AsyncClient | None = None,
         max_issuers: int = 1024,
         max_age: float = 3600,
-        min_refresh_interval: float = 60,
+        min_refresh_interval: float = DEFAULT_MIN_REFRESH_INTERVAL,
         timeout: float = DEFAULT_TIMEOUT,
         allow_http_loopback: bool = False,
         clock: Clock = time.monotonic,
         max_keys: int = 100,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        max_failure_backoff: float = DEFAULT_MAX_FAILURE_BACKOFF,
     ) -> None:
-        _check_tuning(max_age, min_refresh_interval, timeout, max_keys)
+        max_failure_backoff = max(max_failure_backoff, min_refresh_interval)
+        _check_tuning(max_age, min_refresh_interval, timeout, max_keys, max_failure_backoff)
         if max_issuers < 1:
             raise ValueError("max_issuers must be at least 1")
         self._owns_client = client is None
@@ -253,10 +289,11 @@ class IssuerKeyCache:
         self._clock = clock
         self._max_keys = max_keys
         self._max_bytes = max_bytes
+        self._max_failure_backoff = max_failure_backoff
         self._sets: OrderedDict[tuple[str, str | None], RemoteKeySet] = OrderedDict()
 
     async def get(self, issuer: str, kid: str | None, *, discovery_url: str | None = None) -> KeySet:
-        """``issuer``'s key set, refetched once (per cooldown) if ``kid`` is not in it."""
+        """``issuer``'s key set, refetched (at most once per interval) if ``kid`` is not in it."""
         return await self.remote(issuer, discovery_url=discovery_url).get_for_kid(kid)
 
     def remote(self, issuer: str, *, discovery_url: str | None = None) -> RemoteKeySet:
@@ -284,6 +321,7 @@ class IssuerKeyCache:
             clock=self._clock,
             max_keys=self._max_keys,
             max_bytes=self._max_bytes,
+            max_failure_backoff=self._max_failure_backoff,
         )
 
     @property

@@ -3,8 +3,11 @@ SQLite foreign keys, WAL and a busy timeout on every connection."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -24,6 +27,8 @@ def create_store_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
     in_memory = parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed)
+    if not in_memory and parsed.database is not None and not parsed.database.startswith("file:"):
+        _private_sqlite_files(Path(parsed.database))
     engine = create_engine(
         parsed,
         connect_args={"check_same_thread": False},
@@ -32,6 +37,22 @@ def create_store_engine(url: str) -> Engine:
     )
     enable_sqlite_pragmas(engine)
     return engine
+
+
+def _private_sqlite_files(database: Path) -> None:
+    """Create the database file 0600 before SQLite does (SQLite gives its -wal and -shm files the
+    database file's mode), and tighten an existing database and its companions to 0600."""
+    if not database.exists() and database.parent.is_dir():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for path in (
+        database,
+        database.with_name(database.name + "-wal"),
+        database.with_name(database.name + "-shm"),
+    ):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)
 
 
 def _on_sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
