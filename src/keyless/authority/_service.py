@@ -26,7 +26,7 @@ from keyless.authority.store import RedisOneTimeUse, SqlStore, Store
 from keyless.authority.token.client_auth import ClientAuthenticator, ClientAuthPolicy, OneTimeUse
 from keyless.authority.token.client_credentials import TokenService
 from keyless.config import AuthoritySettings
-from keyless.jose import KeyEncryptionKey, KeySet
+from keyless.jose import KeyEncryptionKey
 from keyless.trust import IssuerKeyCache
 
 __all__ = ["ADMIN_KEY_FILE", "URL_FILE", "Authority", "admin_key_matches"]
@@ -93,9 +93,8 @@ class Authority:
             issuer_overrides=dict(settings.issuer_overrides),
             own_issuer_prefix=settings.base_url + "/",
         )
-        authenticator = ClientAuthenticator(policy, self._issuer_key_set, self._use_once, clock)
+        authenticator = ClientAuthenticator(policy, self.issuer_keys, self._once, clock)
         self.tokens = TokenService(
-            directory=self.directory,
             authenticator=authenticator,
             base_url=settings.base_url,
             lifetime=(settings.token_lifetime_min, settings.token_lifetime_max),
@@ -144,13 +143,6 @@ class Authority:
 
     def check_admin_key(self, value: str) -> bool:
         return admin_key_matches(value, self.store.list_admin_keys())
-
-    # -- collaborators of the token path ------------------------------------------------------------------
-    async def _issuer_key_set(self, issuer: str, kid: str | None, discovery_url: str | None) -> KeySet:
-        return await self.issuer_keys.get(issuer, kid, discovery_url=discovery_url)
-
-    async def _use_once(self, key: str, expires_at: float) -> bool:
-        return await anyio.to_thread.run_sync(self._once.use_once, key, expires_at)
 
     # -- background work -------------------------------------------------------------------------------
     async def run_background(self) -> None:

@@ -70,6 +70,7 @@ class Explanation:
     refusal: OAuthError | None = None  # what the token endpoint would answer (None: accepted)
     signature_checked: bool = False
     fixes: tuple[Fix, ...] = field(default=())
+    checks: tuple[str, ...] = field(default=(), compare=False)  # the endpoint's steps that ran
 
     @property
     def accepted(self) -> bool:

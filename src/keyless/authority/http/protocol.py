@@ -15,13 +15,9 @@ from starlette.routing import Route
 from keyless.authority.http.errors import NO_STORE, json_response, oauth_error_response
 from keyless.authority.http.forms import read_basic_auth, read_form
 from keyless.authority.token.aadsts import refuse
-from keyless.authority.token.client_credentials import (
-    MULTI_TENANT,
-    TokenRequest,
-    is_tenant_ref,
-    resolve_tenant,
-)
+from keyless.authority.token.client_credentials import TokenRequest
 from keyless.authority.token.minting import v1_issuer, v2_issuer
+from keyless.authority.token.tenants import MULTI_TENANT, is_tenant_ref, resolve_tenant
 from keyless.errors import OAuthError
 
 if TYPE_CHECKING:
@@ -61,7 +57,7 @@ async def _token(request: Request, version: Literal[1, 2]) -> Response:
         form = await read_form(request, authority.settings.max_form_bytes)
         client_id = form.get("client_id")
         token_request = TokenRequest(
-            tenant=tenant_ref,
+            tenant=tenant,
             endpoint_version=version,
             form=form,
             basic=read_basic_auth(request),

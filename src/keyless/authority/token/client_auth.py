@@ -1,35 +1,40 @@
 """Client authentication at the token endpoint: secret, certificate assertion, federated assertion.
 
 ``authenticate`` returns ``appidacr`` ("1" secret, "2" assertion) or raises the Entra refusal.
-The federated path decides that the issuer is registered on the application *before* fetching any
-key, so nobody can make keyless fetch an issuer nobody registered.
+Which method was presented is decided here, once: a secret (in the body or HTTP Basic) or a client
+assertion, never both. A federated assertion runs the steps of ``federated.FEDERATED_CHECKS``,
+which decide that the issuer is registered on the application *before* fetching any key.
+The issuer keys come from a ``KeyLookup`` and replayed ``jti`` values are caught by a
+``OneTimeUse`` store, both passed in.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+import anyio.to_thread
+
 from keyless.authority.directory.secrets import secret_matches
 from keyless.authority.directory.snapshot import AppView, TenantView
-from keyless.authority.model import FederatedIdentityCredential
 from keyless.authority.token.aadsts import refuse
-from keyless.authority.token.matching import fics_for_issuer, match_fic, refuse_issuer
+from keyless.authority.token.federated import (
+    FederatedAssertion,
+    FederatedPolicy,
+    is_certificate_assertion,
+    parse_assertion,
+    run_federated,
+)
 from keyless.errors import (
     ClaimError,
-    InvalidSignature,
-    MalformedToken,
     TokenExpired,
     TokenNotYetValid,
-    TransportError,
-    UnknownKey,
-    UnsupportedAlgorithm,
     VerificationError,
 )
-from keyless.jose import KeySet, ParsedJWS, PublicKey, parse_compact, verify_signature
+from keyless.jose import KeySet, ParsedJWS, PublicKey, verify_signature
 from keyless.trust import check_time_window, entra_time
 
 __all__ = [
@@ -38,6 +43,7 @@ __all__ = [
     "KeyLookup",
     "OneTimeUse",
     "Presented",
+    "presented_credentials",
     "token_endpoint_audiences",
 ]
 
@@ -50,10 +56,14 @@ ClientAuth = Literal["1", "2"]
 
 
 class KeyLookup(Protocol):
-    async def __call__(self, issuer: str, kid: str | None, discovery_url: str | None) -> KeySet: ...
+    """A remote issuer's key set, refetched when ``kid`` is unknown (``keyless.trust.IssuerKeyCache``)."""
+
+    async def get(self, issuer: str, kid: str | None, *, discovery_url: str | None = None) -> KeySet: ...
 
 
 class OneTimeUse(Protocol):
+    """True the first time ``key`` is used before ``expires_at``, False on any replay (a store)."""
+
     def use_once(self, key: str, expires_at: float) -> bool: ...
 
 
@@ -67,18 +77,39 @@ class ClientAuthPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Presented:
-    """What the client sent to authenticate itself."""
+    """What the client sent to authenticate itself (at most one method: ``presented_credentials``)."""
 
+    client_id: str | None
     client_secret: str | None
     client_assertion: str | None
     client_assertion_type: str | None
     origins: frozenset[str]  # scheme://host:port the server was reached at (certificate assertion ``aud``)
 
 
-@dataclass(frozen=True, slots=True)
-class FederatedMatch:
-    fic: FederatedIdentityCredential
-    issuer_override: str | None
+def presented_credentials(
+    form: Mapping[str, str], basic: tuple[str, str] | None, origins: frozenset[str]
+) -> Presented:
+    """Which client and which authentication the request presents, decided once: a secret in the
+    body or in HTTP Basic, or a client assertion. Refused here (9002313): a body ``client_id`` that
+    differs from Basic's, a secret in both places, or a secret and an assertion together."""
+    client_id = form.get("client_id")
+    secret = form.get("client_secret")
+    if basic is not None:
+        if client_id is not None and client_id != basic[0]:
+            raise refuse(9002313, detail="client_id in the body differs from the one in the header.")
+        if secret is not None:
+            raise refuse(9002313, detail="The client secret was sent both in the body and in the header.")
+        client_id, secret = basic
+    assertion = form.get("client_assertion")
+    if secret is not None and assertion is not None:
+        raise refuse(9002313, detail="Only one client authentication method may be used.")
+    return Presented(
+        client_id=client_id,
+        client_secret=secret,
+        client_assertion=assertion,
+        client_assertion_type=form.get("client_assertion_type"),
+        origins=origins,
+    )
 
 
 class ClientAuthenticator:
@@ -86,17 +117,27 @@ class ClientAuthenticator:
         self,
         policy: ClientAuthPolicy,
         keys: KeyLookup,
-        once: Callable[[str, float], Awaitable[bool]],
+        once: OneTimeUse,
         clock: Callable[[], float],
     ) -> None:
         self._policy = policy
         self._keys = keys
         self._once = once
         self._clock = clock
+        self._federated = FederatedPolicy(
+            leeway=policy.leeway,
+            algorithms=policy.assertion_algorithms,
+            own_issuer_prefix=policy.own_issuer_prefix,
+            issuer_overrides=policy.issuer_overrides,
+        )
+
+    async def _fetch_keys(self, issuer: str, kid: str | None, discovery_url: str | None) -> KeySet:
+        return await self._keys.get(issuer, kid, discovery_url=discovery_url)
+
+    async def _use_once(self, key: str, expires_at: float) -> bool:
+        return await anyio.to_thread.run_sync(self._once.use_once, key, expires_at)
 
     async def authenticate(self, tenant: TenantView, client: AppView, presented: Presented) -> ClientAuth:
-        if presented.client_secret is not None and presented.client_assertion is not None:
-            raise refuse(9002313, detail="Only one client authentication method may be used.")
         if presented.client_secret is not None:
             self._check_secret(client, presented.client_secret)
             return "1"
@@ -104,11 +145,11 @@ class ClientAuthenticator:
             raise refuse(7000218)
         if presented.client_assertion_type != JWT_BEARER:
             raise refuse(9002313, detail=f"client_assertion_type must be '{JWT_BEARER}'.")
-        parsed = _parse_assertion(presented.client_assertion)
-        if _is_certificate_assertion(parsed, client):
+        parsed = parse_assertion(presented.client_assertion)
+        if is_certificate_assertion(parsed.header, parsed.payload, client.app.app_id):
             await self._check_certificate_assertion(tenant, client, parsed, presented)
         else:
-            await self._check_federated_assertion(tenant, client, parsed)
+            await self._check_federated_assertion(tenant, client, presented.client_assertion, parsed)
         return "2"
 
     # -- client secret ------------------------------------------------------------------------
@@ -160,46 +201,25 @@ class ClientAuthenticator:
         jti = payload.get("jti")
         if not isinstance(jti, str) or not jti:
             raise refuse(50027, detail="A certificate assertion must carry a 'jti' claim.")
-        if not await self._once(f"jti:{app_id}:{jti}", window + self._policy.leeway):
+        if not await self._use_once(f"jti:{app_id}:{jti}", window + self._policy.leeway):
             raise refuse(700025, detail=f"jti {jti!r} was presented before.")
 
     # -- federated assertion (workload identity federation) -------------------------------------
     async def _check_federated_assertion(
-        self, tenant: TenantView, client: AppView, parsed: ParsedJWS
+        self, tenant: TenantView, client: AppView, token: str, parsed: ParsedJWS
     ) -> None:
-        payload = parsed.payload
-        iss, sub = _string_claim(payload, "iss"), _string_claim(payload, "sub")
-        audiences = _audiences(payload)
-        if iss.startswith(self._policy.own_issuer_prefix):
-            raise refuse(700222, detail="Tokens issued by this authority cannot be federated credentials.")
-        candidates = fics_for_issuer(client.fics, iss)
-        if not candidates:
-            raise refuse_issuer(client.fics, iss, sub, audiences[0] if audiences else "")
-        override = self._policy.issuer_overrides.get(iss)
-        await self._verify_federated_signature(parsed, iss, override)
-        fic = match_fic(candidates, sub=sub, audiences=audiences)
-        self._time_window(payload, self._clock())
+        checked = FederatedAssertion(token, client.fics, self._federated, self._clock(), parsed=parsed)
+        fic = await run_federated(checked, self._fetch_keys)
+        override = checked.override
         audit.info(
             "federated assertion accepted tenant=%s client=%s fic=%s iss=%s sub=%s%s",
             tenant.id,
             client.app.app_id,
             fic.name,
-            iss,
-            sub,
+            checked.iss,
+            checked.sub,
             f" DEVELOPMENT ISSUER OVERRIDE via {override}" if override else "",
         )
-
-    async def _verify_federated_signature(self, parsed: ParsedJWS, iss: str, override: str | None) -> None:
-        try:
-            keys = await self._keys(iss, parsed.kid, override)
-        except TransportError as exc:
-            raise refuse(90061, detail=str(exc)) from None
-        try:
-            verify_signature(parsed, keys, algorithms=self._policy.assertion_algorithms)
-        except UnknownKey:
-            raise refuse(7000272, kid=parsed.kid or "(none)", iss=iss) from None
-        except (UnsupportedAlgorithm, InvalidSignature) as exc:
-            raise refuse(700027, detail=exc.reason) from None
 
     # -- shared --------------------------------------------------------------------------------
     def _time_window(self, payload: Mapping[str, Any], now: float) -> float:
@@ -217,42 +237,11 @@ class ClientAuthenticator:
             raise refuse(50027, detail=exc.reason) from None
 
 
-def _parse_assertion(assertion: str) -> ParsedJWS:
-    try:
-        return parse_compact(assertion)
-    except UnsupportedAlgorithm as exc:
-        raise refuse(700027, detail=exc.reason) from None
-    except MalformedToken as exc:
-        raise refuse(50027, detail=exc.reason) from None
-
-
-def _is_certificate_assertion(parsed: ParsedJWS, client: AppView) -> bool:
-    """A self-signed client assertion names the app as issuer and a certificate thumbprint."""
-    has_thumbprint = "x5t" in parsed.header or "x5t#S256" in parsed.header
-    return has_thumbprint and parsed.payload.get("iss") == client.app.app_id
-
-
 def _thumbprint(value: object) -> str | None:
     """A certificate thumbprint as unpadded base64url: azure-identity sends it padded, as Entra accepts."""
     if not isinstance(value, str):
         return None
     return value.rstrip("=").replace("+", "-").replace("/", "_")
-
-
-def _string_claim(payload: Mapping[str, Any], claim: str) -> str:
-    value = payload.get(claim)
-    if not isinstance(value, str) or not value:
-        raise refuse(50027, detail=f"The assertion has no '{claim}' claim.")
-    return value
-
-
-def _audiences(payload: Mapping[str, Any]) -> list[str]:
-    aud = payload.get("aud")
-    if isinstance(aud, str):
-        return [aud]
-    if isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
-        return list(aud)
-    raise refuse(50027, detail="The assertion has no usable 'aud' claim.")
 
 
 def _claim_text(value: object) -> str:
