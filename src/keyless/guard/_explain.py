@@ -16,19 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from keyless.errors import VerificationError
-from keyless.guard._checks import (
-    check_algorithm,
-    check_audience,
-    check_expiry,
-    check_not_before,
-    check_required,
-    check_size,
-    check_subject,
-    show,
-)
-from keyless.guard._config import PRESENT
+from keyless.guard import _claim_steps
+from keyless.guard._checks import check_algorithm, check_size, show
+from keyless.guard._claim_steps import ClaimInput, ClaimStep
 from keyless.guard._identity import Identity, identity_from_claims
-from keyless.guard._issuers import TrustedIssuer, audience_set, check_key_issuer, check_tenant
+from keyless.guard._issuers import TrustedIssuer, audience_set
 from keyless.guard._verifier import Verifier
 from keyless.jose import ParsedJWS, PublicKey, parse_compact, verify_signature
 
@@ -139,9 +131,7 @@ async def explain(
     key = await _signature(run, verifier, trusted, parsed)
     if key is None:
         unverified = unverified or " (unverified: the signature was not checked)"
-    elif trusted is not None and isinstance(key.extra.get("issuer"), str):
-        _key_issuer(run, trusted, key, payload)
-    _claims(run, verifier, payload, trusted, now, unverified)
+    _claims(run, verifier, payload, trusted, key, now, unverified)
     token_ok = all(s.status == "pass" for s in run.steps)
     provisional = _provisional(payload, trusted)
     decision = None
@@ -199,14 +189,6 @@ def _issuer(run: _Run, verifier: Verifier, payload: Mapping[str, Any]) -> Truste
     return found[0] if found else None
 
 
-def _key_issuer(run: _Run, trusted: TrustedIssuer, key: PublicKey, payload: Mapping[str, Any]) -> None:
-    def key_issuer() -> str:
-        check_key_issuer(trusted, key, payload)
-        return f"the key is published for {show(key.extra.get('issuer'))}"
-
-    run.check("key issuer", key_issuer)
-
-
 def _policy(
     run: _Run, verifier: Verifier, identity: Identity | None, method: str, path: str, token_ok: bool
 ) -> str:
@@ -257,52 +239,52 @@ def _claims(
     verifier: Verifier,
     payload: Mapping[str, Any],
     trusted: TrustedIssuer | None,
+    key: PublicKey | None,
     now: float,
     unverified: str,
 ) -> None:
+    """The verifier's own claim steps (``CLAIM_STEPS``), each reported."""
     config = verifier.config
-    leeway = config.leeway
     audiences = trusted.audiences if trusted is not None else audience_set(config.audiences)
+    checked = ClaimInput(payload, trusted, key, now, config.leeway, audiences, config.required_claims)
+    for step in _claim_steps.CLAIM_STEPS:
+        if step.applies(checked):
+            run.check(step.name, _describing(step, checked, unverified))
 
-    def expiry() -> str:
-        expires = check_expiry(payload, now, leeway)
-        left = expires - now
+
+def _describing(step: ClaimStep, checked: ClaimInput, unverified: str) -> Callable[[], str]:
+    def action() -> str:
+        return _described(step.name, checked, step.run(checked), unverified)
+
+    return action
+
+
+def _described(name: str, c: ClaimInput, found: Any, unverified: str) -> str:
+    """What a passed claim step found, in words."""
+    payload = c.payload
+    if name == "key issuer":
+        assert c.key is not None
+        return f"the key is published for {show(c.key.extra.get('issuer'))}"
+    if name == "expiry":
+        left = found - c.now
         state = (
             f"valid for another {left:.0f} s"
             if left >= 0
             else f"expired {-left:.0f} s ago, within the leeway"
         )
-        return f"{state} (exp {_when(expires)}, leeway {leeway:.0f} s){unverified}"
-
-    def not_before() -> str:
-        nbf = check_not_before(payload, now, leeway)
-        return (f"valid since {_when(nbf)}" if nbf is not None else "no nbf claim") + unverified
-
-    def audience() -> str:
-        check_audience(payload, audiences)
+        return f"{state} (exp {_when(found)}, leeway {c.leeway:.0f} s){unverified}"
+    if name == "not before":
+        return (f"valid since {_when(found)}" if found is not None else "no nbf claim") + unverified
+    if name == "audience":
         return f"{show(payload.get('aud'))} is one of this service's audiences{unverified}"
-
-    def tenant() -> str:
-        assert trusted is not None
-        check_tenant(trusted, payload)
-        return f"tenant {trusted.tenant_id}{unverified}"
-
-    def subject() -> str:
-        check_subject(payload)
+    if name == "tenant":
+        assert c.trusted is not None
+        return f"tenant {c.trusted.tenant_id}{unverified}"
+    if name == "subject":
         return f"sub {show(payload.get('sub'))}{unverified}"
-
-    def required() -> str:
-        check_required(payload, config.required_claims, PRESENT)
-        return ", ".join(name for name, _ in config.required_claims) + f" as required{unverified}"
-
-    run.check("expiry", expiry)
-    run.check("not before", not_before)
-    run.check("audience", audience)
-    if trusted is not None and trusted.tenant_id is not None:
-        run.check("tenant", tenant)
-    run.check("subject", subject)
-    if config.required_claims:
-        run.check("required claims", required)
+    if name == "required claims":
+        return ", ".join(claim for claim, _ in c.required) + f" as required{unverified}"
+    return f"passed{unverified}"
 
 
 def _provisional(payload: Mapping[str, Any], trusted: TrustedIssuer | None) -> Identity | None:
