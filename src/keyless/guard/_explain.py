@@ -8,21 +8,19 @@ keys like the verifier does (so it needs the network, and the same configuration
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from keyless.errors import VerificationError
+from keyless.errors import MalformedToken, VerificationError
 from keyless.guard import _claim_steps
 from keyless.guard._checks import check_algorithm, check_size, show
 from keyless.guard._claim_steps import ClaimInput, ClaimStep
 from keyless.guard._identity import Identity, identity_from_claims
 from keyless.guard._issuers import TrustedIssuer, audience_set
 from keyless.guard._verifier import Verifier
-from keyless.jose import ParsedJWS, PublicKey, parse_compact, verify_signature
+from keyless.jose import ParsedJWS, PublicKey, decode_unverified, parse_compact, verify_signature
 
 __all__ = ["Explanation", "Step", "explain"]
 
@@ -71,15 +69,6 @@ def _when(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _lenient_json(segment: str) -> dict[str, Any] | None:
-    """Decode a segment without the parser's strictness, to still explain a malformed token."""
-    try:
-        value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, TypeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 class _Run:
     def __init__(self) -> None:
         self.steps: list[Step] = []
@@ -118,9 +107,10 @@ async def explain(
     if parsed is not None:
         header, payload, unverified = parsed.header, parsed.payload, ""
     else:
-        segments = token.split(".")
-        header = _lenient_json(segments[0]) if len(segments) >= 2 else None
-        payload = _lenient_json(segments[1]) if len(segments) >= 2 else None
+        try:
+            header, payload = decode_unverified(token)
+        except MalformedToken:
+            header, payload = None, None
         unverified = " (unverified: the token is malformed)"
     _algorithm(run, verifier, header)
     if payload is None:
