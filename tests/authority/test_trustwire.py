@@ -79,10 +79,11 @@ def test_server_problems_are_pointed_back_at_the_file(trust_path: Path) -> None:
     local = load_trust_file(trust_path)
     problems = localize_problems(
         [
-            "<api>: tenants[0].applications[1].passwordCredentials[1]: caller/kept: no stored secret",
-            "<api>: tenants[0].applications[1]: too many credentials",
-            "<api>: tenants[0].applications[1].federatedIdentityCredentials[0]: clash",
-            "something else",
+            ("tenants[0].applications[1].passwordCredentials[1]", "caller/kept: no stored secret"),
+            ("tenants[0].applications[1]", "too many credentials"),
+            ("tenants[0].applications[1].federatedIdentityCredentials[0]", "clash"),
+            ("elsewhere[3]", "not in the file"),
+            (None, "something else"),
         ],
         local,
     )
@@ -90,5 +91,6 @@ def test_server_problems_are_pointed_back_at_the_file(trust_path: Path) -> None:
         f"{trust_path}:17: caller/kept: no stored secret",
         f"{trust_path}:11: too many credentials",
         f"{trust_path}:11: clash",
+        "<api>: elsewhere[3]: not in the file",
         "something else",
     ]

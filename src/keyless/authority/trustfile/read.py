@@ -32,6 +32,7 @@ from keyless.authority.trustfile.schema import (
     SecretSpec,
     TenantSpec,
     TrustDocument,
+    TrustFileError,
     Where,
     read_yaml,
     suggest,
@@ -56,15 +57,16 @@ def load_trust_file(path: str | Path) -> TrustDocument:
 
 
 def parse_trust_document(
-    data: object, *, source: str = "<api>", base_dir: Path | None = None
+    data: object, *, source: str = "<api>", base_dir: Path | None = None, inline_secrets: bool = False
 ) -> TrustDocument:
     """Validate a trust document given as plain data (parsed YAML or a JSON body).
 
     ``base_dir`` is where relative ``certificateFile`` / ``valueFrom.file`` paths point. Without it
     (a document sent to the admin API) references to the server's environment and files are
-    refused: the server's secrets are not the caller's to use.
+    refused: the server's secrets are not the caller's to use. ``inline_secrets`` accepts
+    ``secretText`` values: a document the CLI resolved and sent (``wire``), never a file.
     """
-    ctx = Context(source, base_dir)
+    ctx = Context(source, base_dir, inline_secrets=inline_secrets)
     root = Where(source, getattr(data, "line", None), "")
     if data is None:
         raise ConfigurationError(f"{source}: the trust document is empty; it needs 'tenants:'")
@@ -74,7 +76,7 @@ def parse_trust_document(
     tenants = [t for item, where in reader.items("tenants") if (t := _tenant(ctx, item, where)) is not None]
     _check_document(ctx, tenants)
     if ctx.problems:
-        raise ConfigurationError(ctx.problems)
+        raise TrustFileError(ctx.problems)
     return TrustDocument(tuple(tenants), source)
 
 
@@ -240,12 +242,15 @@ def _fic(ctx: Context, data: object, where: Where) -> FicSpec | None:
 
 
 def _secret(ctx: Context, data: object, where: Where) -> SecretSpec | None:
-    refused = dict.fromkeys(_LITERAL_SECRET_KEYS, LITERAL_SECRET)
-    r = Reader(ctx, data, where, "passwordCredential", name_key="displayName", refused=refused)
+    inline = ("secretText",) if ctx.inline_secrets else ()
+    refused = dict.fromkeys((k for k in _LITERAL_SECRET_KEYS if k not in inline), LITERAL_SECRET)
+    r = Reader(ctx, data, where, "passwordCredential", name_key="displayName", refused=refused, also=inline)
     if not r.valid:
         return None
-    if any(key in r.data for key in _LITERAL_SECRET_KEYS):
+    if any(key in r.data for key in refused):
         return None  # reported by the reader: secrets come from env or file
+    if inline and r.has("secretText"):
+        return _inline_secret(r, where)
     # Only an exported entry (hint, no valueFrom) may keep an unnamed secret as it is.
     name = r.text("displayName", required=True, empty_ok=not r.has("valueFrom"))
     hint = r.text("hint", empty_ok=True)
@@ -260,6 +265,19 @@ def _secret(ctx: Context, data: object, where: Where) -> SecretSpec | None:
     if name is None:
         return None
     return SecretSpec(display_name=name, value=value, hint=hint, where=where)
+
+
+def _inline_secret(r: Reader, where: Where) -> SecretSpec | None:
+    """``{displayName, secretText}`` of a resolved document: the value itself, nothing else."""
+    text = r.raw("secretText")
+    if not isinstance(text, str) or not text:
+        r.ctx.problem(where, "secretText must be a non-empty string")
+        return None
+    if r.has("hint") or r.has("valueFrom"):
+        r.ctx.problem(where, "give secretText alone (not with hint or valueFrom)")
+        return None
+    name = r.text("displayName", required=True, empty_ok=True)
+    return None if name is None else SecretSpec(display_name=name, value=text, where=where)
 
 
 def _secret_value(r: Reader) -> str | None:

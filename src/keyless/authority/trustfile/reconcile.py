@@ -37,12 +37,14 @@ from keyless.authority.trustfile.schema import (
     ApplicationSpec,
     AppRoleSpec,
     FicSpec,
+    Problem,
     SecretSpec,
     TenantSpec,
     TrustDocument,
+    TrustFileError,
 )
 from keyless.authority.trustfile.write import export
-from keyless.errors import ConfigurationError, NotFound
+from keyless.errors import NotFound
 
 __all__ = [
     "Change",
@@ -154,13 +156,13 @@ class _Reconciler:
         self.execute = execute
         self.now = time.time()  # secrets that expired by now are renewed
         self.changes: list[Change] = []
-        self.problems: list[str] = []
+        self.problems: list[Problem] = []
 
     def run(self, doc: TrustDocument) -> Plan:
         for tenant in doc.tenants:
             self._tenant(tenant)
         if self.problems:
-            raise ConfigurationError(self.problems)
+            raise TrustFileError(self.problems)
         return Plan(tuple(self.changes))
 
     def _record(self, action: Action, kind: Kind, name: str, detail: str = "") -> bool:
@@ -234,9 +236,8 @@ class _Reconciler:
                 display_name=spec.display_name,
                 identifier_uris=spec.identifier_uris,
             )
-            self.problems += [
-                f"{spec.where}: {clash}" for clash in rules.identifier_uri_clashes(draft, untouched)
-            ]
+            clashes = rules.identifier_uri_clashes(draft, untouched)
+            self.problems += [Problem(spec.where, str(clash)) for clash in clashes]
 
     def _application(
         self, tenant: TenantSpec, spec: ApplicationSpec, stored: Application | None
@@ -348,17 +349,23 @@ class _Reconciler:
         total = len(kept) + sum(1 for f in spec.fics if f.name not in kept)
         if total > tenant.max_fics_per_app:
             self.problems.append(
-                f"{spec.where}: application {spec.display_name!r} would have {total} federated identity "
-                f"credentials, more than the limit of {tenant.max_fics_per_app} (apply with prune to drop "
-                "the ones the file does not name)"
+                Problem(
+                    spec.where,
+                    f"application {spec.display_name!r} would have {total} federated identity credentials, "
+                    f"more than the limit of {tenant.max_fics_per_app} (apply with prune to drop the ones "
+                    "the file does not name)",
+                )
             )
         named = {f.name for f in spec.fics}
         for want in spec.fics:
             for other in kept.values():
                 if other.name not in named and (other.issuer, other.subject) == (want.issuer, want.subject):
                     self.problems.append(
-                        f"{spec.where}: {name}: federated credential {want.name!r} has the issuer and "
-                        f"subject of the stored {other.name!r} (rename it in the file or apply with prune)"
+                        Problem(
+                            spec.where,
+                            f"{name}: federated credential {want.name!r} has the issuer and subject of the "
+                            f"stored {other.name!r} (rename it in the file or apply with prune)",
+                        )
                     )
 
     def _secrets(self, spec: ApplicationSpec, app: Application, name: str) -> None:
@@ -375,8 +382,11 @@ class _Reconciler:
             if want.value is None:
                 if not same:
                     self.problems.append(
-                        f"{want.where}: {label}: no stored secret of that name, and the file gives no "
-                        "valueFrom to create it from"
+                        Problem(
+                            want.where,
+                            f"{label}: no stored secret of that name, and the file gives no valueFrom to "
+                            "create it from",
+                        )
                     )
                 continue
             detail = self._secret_state(same, want)

@@ -26,11 +26,13 @@ __all__ = [
     "CertificateSpec",
     "Context",
     "FicSpec",
+    "Problem",
     "Reader",
     "RoleAssignmentSpec",
     "SecretSpec",
     "TenantSpec",
     "TrustDocument",
+    "TrustFileError",
     "Where",
     "read_yaml",
     "suggest",
@@ -94,6 +96,25 @@ class Where:
 
 
 _NOWHERE = Where("<code>", None, "")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem of a trust document, and where it is."""
+
+    where: Where
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class TrustFileError(ConfigurationError):
+    """Every problem of a trust document at once; ``found`` keeps where each one is."""
+
+    def __init__(self, found: list[Problem] | tuple[Problem, ...]) -> None:
+        self.found = tuple(found)
+        super().__init__([str(p) for p in self.found])
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,13 +234,14 @@ def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
 class Context:
     """Where the document came from, and every problem found so far."""
 
-    def __init__(self, source: str, base_dir: Path | None) -> None:
+    def __init__(self, source: str, base_dir: Path | None, *, inline_secrets: bool = False) -> None:
         self.source = source
         self.base_dir = base_dir
-        self.problems: list[str] = []
+        self.inline_secrets = inline_secrets  # a resolved document: ``secretText`` is accepted
+        self.problems: list[Problem] = []
 
     def problem(self, where: Where, message: str) -> None:
-        self.problems.append(f"{where}: {message}")
+        self.problems.append(Problem(where, message))
 
 
 class Reader:
@@ -234,6 +256,7 @@ class Reader:
         *,
         name_key: str | None = None,
         refused: Mapping[str, str] | None = None,
+        also: tuple[str, ...] = (),
     ) -> None:
         self.ctx = ctx
         self.where = where
@@ -246,7 +269,7 @@ class Reader:
         name = self.data.get(name_key) if name_key else None
         if isinstance(name, str):
             self.label = f"{kind} {name!r}"
-        allowed = ACCEPTED_KEYS[kind.split(" ")[0]]
+        allowed = (*ACCEPTED_KEYS[kind.split(" ")[0]], *also)
         for key, line in getattr(data, "duplicates", []):
             ctx.problem(where.child(str(key), line), f"{self.label}: key {key!r} is given twice")
         for key in self.data:

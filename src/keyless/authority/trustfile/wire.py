@@ -16,18 +16,12 @@ Secret values travel only in the request; plans and answers never carry them.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import re
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from keyless.authority.trustfile.read import parse_trust_document
-from keyless.authority.trustfile.schema import ApplicationSpec, TenantSpec, TrustDocument, Where
-from keyless.errors import ConfigurationError
+from keyless.authority.trustfile.schema import TrustDocument, Where
+from keyless.authority.trustfile.write import document_data
 
 __all__ = ["from_wire", "localize_problems", "to_wire"]
 
@@ -39,68 +33,7 @@ SOURCE = "<api>"
 
 def to_wire(doc: TrustDocument) -> dict[str, Any]:
     """The loaded (and resolved) document as JSON for the admin API, secrets included."""
-    return {"tenants": [_tenant(t) for t in doc.tenants]}
-
-
-def _tenant(spec: TenantSpec) -> dict[str, Any]:
-    return {
-        "id": spec.id,
-        "displayName": spec.display_name,
-        "domains": list(spec.domains),
-        "signingAlgorithm": spec.signing_alg,
-        "detailedErrors": spec.detailed_errors,
-        "maxFederatedIdentityCredentialsPerApp": spec.max_fics_per_app,
-        "applications": [_application(a) for a in spec.applications],
-    }
-
-
-def _application(spec: ApplicationSpec) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "displayName": spec.display_name,
-        "appId": spec.app_id,
-        "identifierUris": list(spec.identifier_uris),
-        "appRoleAssignmentRequired": spec.app_role_assignment_required,
-    }
-    if spec.requested_access_token_version is not None:
-        entry["api"] = {"requestedAccessTokenVersion": spec.requested_access_token_version}
-    entry["appRoles"] = [
-        {
-            **({"id": r.id} if r.id else {}),
-            "value": r.value,
-            "displayName": r.display_name,
-            "description": r.description,
-            "allowedMemberTypes": list(r.allowed_member_types),
-            "isEnabled": r.is_enabled,
-        }
-        for r in spec.app_roles
-    ]
-    entry["federatedIdentityCredentials"] = [
-        {
-            "name": f.name,
-            "issuer": f.issuer,
-            "subject": f.subject,
-            "audiences": list(f.audiences),
-            **({"description": f.description} if f.description is not None else {}),
-        }
-        for f in spec.fics
-    ]
-    entry["passwordCredentials"] = [
-        {"displayName": s.display_name, "secretText": s.value}
-        if s.value is not None
-        else {"displayName": s.display_name, "hint": s.hint or ""}
-        for s in spec.secrets
-    ]
-    entry["keyCredentials"] = [
-        {
-            **({"displayName": c.display_name} if c.display_name is not None else {}),
-            "certificate": x509.load_der_x509_certificate(c.cert_der).public_bytes(Encoding.PEM).decode(),
-        }
-        for c in spec.certificates
-    ]
-    entry["appRoleAssignments"] = [
-        {"resource": a.resource, "appRole": a.app_role} for a in spec.role_assignments
-    ]
-    return entry
+    return document_data(doc, secret_values=True)
 
 
 def _places(doc: TrustDocument) -> dict[str, str]:
@@ -122,72 +55,27 @@ def _places(doc: TrustDocument) -> dict[str, str]:
     return found
 
 
-_API_PLACE = re.compile(r"^<api>: ([A-Za-z0-9_.\[\]]+)(:?)")
-
-
-def localize_problems(problems: list[str], doc: TrustDocument) -> list[str]:
-    """Point the server's ``<api>: tenants[0]...`` problems back at the file's lines."""
+def localize_problems(problems: Sequence[tuple[str | None, str]], doc: TrustDocument) -> list[str]:
+    """The server's problems, each given as (``target``: its path in the document such as
+    ``tenants[0].applications[1]``, or None; message), pointed back at the file's lines."""
     places = _places(doc)
     result = []
-    for problem in problems:
-        match = _API_PLACE.match(problem)
-        if match is not None:
-            path = match.group(1)
-            while path and path not in places:
-                path = path.rsplit(".", 1)[0] if "." in path else ""
-            if path:
-                problem = places[path] + problem[match.end(1) :]
-        result.append(problem)
+    for target, message in problems:
+        path = target or ""
+        while path and path not in places:
+            path = path.rsplit(".", 1)[0] if "." in path else ""
+        if path:
+            result.append(f"{places[path]}: {message}")
+        elif target:
+            result.append(f"{SOURCE}: {target}: {message}")
+        else:
+            result.append(message)
     return result
 
 
 # -- the server side --------------------------------------------------------------------------------
 
 
-def _items(data: object, key: str) -> list[tuple[int, Any]]:
-    value = data.get(key) if isinstance(data, Mapping) else None
-    return list(enumerate(value)) if isinstance(value, list) else []
-
-
 def from_wire(data: object) -> TrustDocument:
-    """Parse a resolved document: ``secretText`` is taken out before the usual validation (which
-    refuses literal secrets in files) and put back into the parsed secret specs."""
-    body = copy.deepcopy(data)
-    values: dict[tuple[int, int, int], str] = {}
-    problems: list[str] = []
-    for i, tenant in _items(body, "tenants"):
-        for j, app in _items(tenant, "applications"):
-            for k, secret in _items(app, "passwordCredentials"):
-                if not isinstance(secret, dict) or "secretText" not in secret:
-                    continue
-                where = f"{SOURCE}: tenants[{i}].applications[{j}].passwordCredentials[{k}]"
-                text = secret.pop("secretText")
-                if not isinstance(text, str) or not text:
-                    problems.append(f"{where}: secretText must be a non-empty string")
-                    secret.setdefault("hint", "")  # reported once, here
-                elif "hint" in secret or "valueFrom" in secret:
-                    problems.append(f"{where}: give secretText alone (not with hint or valueFrom)")
-                else:
-                    secret["hint"] = text[:3]
-                    values[(i, j, k)] = text
-    try:
-        doc = parse_trust_document(body, source=SOURCE)
-    except ConfigurationError as exc:
-        raise ConfigurationError(problems + exc.problems) from None
-    if problems:
-        raise ConfigurationError(problems)
-    return _with_values(doc, values)
-
-
-def _with_values(doc: TrustDocument, values: dict[tuple[int, int, int], str]) -> TrustDocument:
-    tenants = []
-    for i, tenant in enumerate(doc.tenants):
-        apps = []
-        for j, app in enumerate(tenant.applications):
-            secrets = tuple(
-                dataclasses.replace(s, value=values[(i, j, k)], hint=None) if (i, j, k) in values else s
-                for k, s in enumerate(app.secrets)
-            )
-            apps.append(dataclasses.replace(app, secrets=secrets))
-        tenants.append(dataclasses.replace(tenant, applications=tuple(apps)))
-    return dataclasses.replace(doc, tenants=tuple(tenants))
+    """Parse a resolved document: the usual validation, with ``secretText`` values accepted."""
+    return parse_trust_document(data, source=SOURCE, inline_secrets=True)

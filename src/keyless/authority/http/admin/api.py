@@ -29,6 +29,7 @@ from keyless.authority.http.admin import federation as _admin_federation
 from keyless.authority.http.admin import graph_json as gj
 from keyless.authority.http.admin import trustfile as _admin_trustwire
 from keyless.authority.http.admin.common import Unauthorized
+from keyless.authority.trustfile.schema import TrustFileError
 from keyless.errors import AlreadyExists, ConfigurationError, Conflict, NotFound
 
 __all__ = ["create_admin_api", "graph_error"]
@@ -43,7 +44,7 @@ def graph_error(
     status: int,
     code: str,
     message: str,
-    details: Sequence[str] = (),
+    details: Sequence[str | Mapping[str, str]] = (),
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """Graph's error body, with a fresh request id for the server log."""
@@ -51,7 +52,7 @@ def graph_error(
     body = {
         "code": code,
         "message": message,
-        "details": [{"message": d} for d in details],
+        "details": [{"message": d} if isinstance(d, str) else dict(d) for d in details],
         "innerError": inner,
     }
     extra = {**(headers or {}), **({"WWW-Authenticate": REALM} if status == 401 else {})}
@@ -93,6 +94,15 @@ async def _on_error(request: Request, exc: Exception) -> JSONResponse:
         return graph_error(409, "Conflict", str(exc))
     if isinstance(exc, Conflict):
         return graph_error(412, "PreconditionFailed", str(exc))
+    if isinstance(exc, TrustFileError):
+        # Graph's detail ``target``: where in the document, so a client can point at its own file.
+        located = [{"message": str(p), "target": p.where.path} for p in exc.found]
+        message = (
+            exc.problems[0]
+            if len(located) == 1
+            else f"The request has {len(located)} problems (see details)."
+        )
+        return graph_error(400, "Request_BadRequest", message, located)
     assert isinstance(exc, ConfigurationError)
     return _bad_request(exc.problems)
 
