@@ -45,7 +45,7 @@ class Tenant:
     display_name: str
     domains: tuple[str, ...] = ()
     signing_alg: SigningAlg = "RS256"
-    # Adds the exact mismatch to error_description (issue 6); off by default like Entra.
+    # Adds the exact mismatch to error_description; off by default, like Entra.
     detailed_errors: bool = False
     # Entra's limit of 20 federated credentials per application, configurable per tenant.
     max_fics_per_app: int = 20

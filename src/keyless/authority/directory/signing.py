@@ -1,4 +1,4 @@
-"""Signing keys of each tenant: creation, rotation, promotion, retirement (STYLE idea 7).
+"""Signing keys of each tenant: creation, rotation, promotion, retirement.
 
 Lifecycle of a key: PENDING (published in the JWKS, not signing) -> ACTIVE at ``activates_at``
 -> RETIRED when a newer key activates -> deleted once every token it signed has expired

@@ -1,4 +1,5 @@
-"""The Microsoft-identity-platform protocol endpoints (spec A.0-A.4) as plain Starlette routes.
+"""The Microsoft identity platform's protocol endpoints (token, discovery, keys, instance discovery;
+see docs/authority.md) as plain Starlette routes.
 
 FastAPI is kept for the admin API only: its form parsing halves the token endpoint's throughput.
 """

@@ -1,4 +1,4 @@
-"""Access tokens in Entra's v1.0 and v2.0 app-only shapes (spec A.3), and the token responses.
+"""Access tokens in Entra's v1.0 and v2.0 app-only shapes, and the token responses.
 
 The claim set is chosen by the *resource's* ``requestedAccessTokenVersion``; the response shape
 (integers for v2, strings plus ``expires_on``/``not_before``/``resource`` for v1) by the endpoint.
