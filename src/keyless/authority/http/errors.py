@@ -1,25 +1,22 @@
 """Entra-shaped error responses: ``error``, ``error_description`` (``AADSTSnnn: ...`` plus trace,
 correlation and timestamp), ``error_codes``, ``timestamp``, ``trace_id``, ``correlation_id``,
-``error_uri`` — and an audit line for admins with the exact reason, never the token."""
+``error_uri``. Formatting only: the routes write the audit line and the refusal record."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from keyless.authority.model import Refusal
 from keyless.errors import OAuthError
 
-__all__ = ["NO_STORE", "correlation_id", "json_response", "oauth_error_response"]
-
-audit = logging.getLogger("keyless.audit")
+__all__ = ["NO_STORE", "ErrorReply", "correlation_id", "json_response", "oauth_error_response"]
 
 NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 _GUID = re.compile(r"^[0-9a-fA-F-]{36}$")
@@ -50,14 +47,19 @@ def _timestamp(now: dt.datetime) -> str:
     return now.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def oauth_error_response(
-    exc: OAuthError,
-    request: Request,
-    *,
-    detailed: bool = False,
-    context: str = "",
-    client_id: str | None = None,
-) -> Response:
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """An OAuth error response and the ids it carries (for the route's audit record)."""
+
+    response: Response
+    trace_id: str
+    correlation_id: str
+    at: float  # epoch seconds
+    reason: str  # the exact reason, for admins: the refusal's detail or the first description line
+
+
+def oauth_error_response(exc: OAuthError, request: Request, *, detailed: bool = False) -> ErrorReply:
+    """Format ``exc`` as Entra does; what is recorded about it is the route's business."""
     trace = str(uuid.uuid4())
     corr = correlation_id(request)
     now = dt.datetime.now(dt.UTC)
@@ -73,20 +75,5 @@ def oauth_error_response(
     if exc.aadsts is not None:
         body["error_uri"] = f"https://login.microsoftonline.com/error?code={exc.aadsts}"
     reason = exc.detail or exc.error_description.split("\r\n", 1)[0]
-    audit.warning(
-        "refused AADSTS%s %s %s trace_id=%s correlation_id=%s reason=%s",
-        exc.aadsts,
-        request.url.path,
-        context,
-        trace,
-        corr,
-        reason,
-    )
-    tenant = request.path_params.get("tenant", "")
-    request.app.state.authority.refusals.record(
-        Refusal(
-            now.timestamp(), exc.aadsts, exc.error, tenant, client_id, reason, trace, corr, request.url.path
-        )
-    )
     headers = {**NO_STORE, "x-ms-request-id": trace}
-    return json_response(body, exc.status, headers)
+    return ErrorReply(json_response(body, exc.status, headers), trace, corr, now.timestamp(), reason)

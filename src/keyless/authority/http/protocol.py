@@ -6,6 +6,7 @@ FastAPI is kept for the admin API only: its form parsing halves the token endpoi
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ from starlette.routing import Route
 
 from keyless.authority.http.errors import NO_STORE, json_response, oauth_error_response
 from keyless.authority.http.forms import read_basic_auth, read_form
+from keyless.authority.model import Refusal
 from keyless.authority.token.aadsts import refuse
 from keyless.authority.token.client_credentials import TokenRequest
 from keyless.authority.token.minting import v1_issuer, v2_issuer
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from keyless.authority._service import Authority
 
 __all__ = ["protocol_routes"]
+
+audit = logging.getLogger("keyless.audit")
 
 DISCOVERY_HEADERS = {"Cache-Control": "max-age=86400, private", "Access-Control-Allow-Origin": "*"}
 
@@ -42,6 +46,42 @@ def _origin(request: Request) -> str:
         server = scope.get("server") or ("localhost", None)
         host = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
     return f"{scope.get('scheme', 'https')}://{host}"
+
+
+def _refused(
+    exc: OAuthError,
+    request: Request,
+    *,
+    detailed: bool = False,
+    context: str = "",
+    client_id: str | None = None,
+) -> Response:
+    """The error response, with the audit line and the admins' refusal record (never the token)."""
+    reply = oauth_error_response(exc, request, detailed=detailed)
+    audit.warning(
+        "refused AADSTS%s %s %s trace_id=%s correlation_id=%s reason=%s",
+        exc.aadsts,
+        request.url.path,
+        context,
+        reply.trace_id,
+        reply.correlation_id,
+        reply.reason,
+    )
+    tenant = request.path_params.get("tenant", "")
+    _authority(request).refusals.record(
+        Refusal(
+            reply.at,
+            exc.aadsts,
+            exc.error,
+            tenant,
+            client_id,
+            reply.reason,
+            reply.trace_id,
+            reply.correlation_id,
+            request.url.path,
+        )
+    )
+    return reply.response
 
 
 # -- token endpoints -----------------------------------------------------------------------------------
@@ -66,9 +106,7 @@ async def _token(request: Request, version: Literal[1, 2]) -> Response:
         )
         result = await authority.tokens.issue(token_request)
     except OAuthError as exc:
-        return oauth_error_response(
-            exc, request, detailed=detailed, context=f"tenant={tenant_ref}", client_id=client_id
-        )
+        return _refused(exc, request, detailed=detailed, context=f"tenant={tenant_ref}", client_id=client_id)
     return json_response(result.body, 200, NO_STORE)
 
 
@@ -136,7 +174,7 @@ async def _discovery(request: Request, version: Literal[1, 2]) -> Response:
     try:
         tid = _tenant_for_metadata(request)
     except OAuthError as exc:
-        return oauth_error_response(exc, request, context="discovery")
+        return _refused(exc, request, context="discovery")
     base = _authority(request).settings.base_url
     return json_response(_discovery_document(base, tid, version), 200, DISCOVERY_HEADERS)
 
@@ -159,7 +197,7 @@ async def _keys(request: Request, version: Literal[1, 2]) -> Response:
             raise refuse(90002, tenant=ref)
         tenant = resolve_tenant(authority.directory(), ref)
     except OAuthError as exc:
-        return oauth_error_response(exc, request, context="jwks")
+        return _refused(exc, request, context="jwks")
     base = authority.settings.base_url
     issuer = v2_issuer(base, tenant.id) if version == 2 else v1_issuer(base, tenant.id)
     max_age = max(60, min(3600, authority.settings.key_publish_delay))
@@ -187,7 +225,7 @@ async def instance_discovery(request: Request) -> Response:
     tenant = endpoint.path.strip("/").split("/")[0]
     netloc = by_name.get(endpoint.hostname)
     if endpoint.scheme != "https" or netloc is None or not tenant:
-        return oauth_error_response(refuse(50049), request, context="instance discovery")
+        return _refused(refuse(50049), request, context="instance discovery")
     body = {
         "tenant_discovery_endpoint": f"https://{netloc}/{tenant}/v2.0/.well-known/openid-configuration",
         "api-version": request.query_params.get("api-version", "1.1"),
