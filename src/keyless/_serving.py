@@ -15,6 +15,7 @@ import uvicorn
 
 from keyless._boundedhttp import server_options
 from keyless._limits import ServerLimits
+from keyless._logging import UVICORN_LOGGING, with_request_id
 
 __all__ = ["ServerThread"]
 
@@ -35,12 +36,17 @@ class ServerThread:
         **uvicorn_options: Any,
     ) -> None:
         self.sock = sock
-        options: dict[str, Any] = {"lifespan": "on", "loop": "asyncio", "timeout_graceful_shutdown": 1}
+        options: dict[str, Any] = {
+            "lifespan": "on",
+            "loop": "asyncio",
+            "timeout_graceful_shutdown": 1,
+            **UVICORN_LOGGING,
+        }
         options.update(server_options(limits or ServerLimits()))
         if certfile:
             options.update(ssl_certfile=str(certfile), ssl_keyfile=str(keyfile))
         options.update(uvicorn_options)
-        config = uvicorn.Config(app, log_level=log_level, **options)
+        config = uvicorn.Config(with_request_id(app), log_level=log_level, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [sock]}, name=name, daemon=True

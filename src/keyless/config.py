@@ -43,6 +43,9 @@ class AuthoritySettings(BaseSettings):
         None, description="Key-encryption key, base64 of 32 bytes; default: a 0600 key file in the data dir."
     )
     workers: int = Field(1, ge=1, le=64, description="Server processes.")
+    shutdown_grace: int = Field(
+        10, ge=0, le=3600, description="Seconds in-flight requests get to finish on SIGTERM."
+    )
     token_lifetime_min: int = Field(3600, ge=60, description="Shortest access-token lifetime (s).")
     token_lifetime_max: int = Field(5400, ge=60, description="Longest access-token lifetime (s).")
     assertion_leeway: int = Field(300, ge=0, le=900, description="Clock skew allowed on assertions (s).")

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from tests._support.net import free_port, text_handler
 from tests._support.oidc_issuer import TestIssuer
+from tests._support.processes import worker_pids
 
 REPO = Path(__file__).resolve().parents[2]
 AUDIENCE = "api://blob-api"
@@ -52,10 +53,12 @@ def _config(tmp_path: Path, issuer: TestIssuer) -> Path:
     return path
 
 
-def _workers(pid: int) -> list[int]:
-    """The worker processes under ``pid`` (multiprocessing also starts a resource tracker)."""
-    children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return [child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+def _workers(pid: int, expected: int = 2) -> list[int]:
+    """The worker processes under ``pid``, once ``expected`` of them are up (or 10 s have passed)."""
+    deadline = time.monotonic() + 10
+    while len(found := worker_pids(pid)) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
 
 
 def _guard(*args: str) -> subprocess.Popen[str]:

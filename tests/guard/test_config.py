@@ -186,6 +186,46 @@ def test_a_missing_file_is_a_configuration_problem(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
 
 
+def test_request_safety_options_are_read_and_default_to_strict() -> None:
+    base = {"issuers": [{"kind": "google"}], "audiences": ["https://svc.run.app"]}
+    strict = config_from_mapping(base)
+    assert strict.forward_override_headers == frozenset()
+    assert not strict.policy.case_insensitive_paths
+    config = config_from_mapping(
+        {
+            **base,
+            "forward_override_headers": ["X-Forwarded-Prefix", "forwarded"],
+            "policy": {
+                "case_insensitive_paths": True,
+                "rules": [{"path": "/login", "allow": "anonymous", "forward_authorization": True}],
+            },
+        }
+    )
+    assert config.forward_override_headers == {b"x-forwarded-prefix", b"forwarded"}
+    assert config.policy.case_insensitive_paths
+    assert config.policy.rules[0].forward_authorization
+    assert config.policy.match("GET", "/LOGIN") is config.policy.rules[0]
+
+
+def test_request_safety_options_that_would_weaken_the_guard_are_problems() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        config_from_mapping(
+            {
+                "issuers": [{"kind": "google"}],
+                "audiences": ["https://svc.run.app"],
+                "forward_override_headers": ["X-Keyless-Roles", "X-Forwarded-For", "Accept"],
+                "policy": {
+                    "rules": [{"path": "/a", "allow": "authenticated", "forward_authorization": True}]
+                },
+            }
+        )
+    text = "\n".join(error.value.problems)
+    assert "'X-Keyless-Roles' cannot be allowed" in text
+    assert "'X-Forwarded-For' cannot be allowed" in text
+    assert "'Accept' is not an override header" in text
+    assert "only an 'allow: anonymous' rule may forward" in text
+
+
 def test_the_server_section_sets_the_proxy_s_resource_bounds() -> None:
     base = {"issuers": [{"kind": "google"}], "audiences": ["https://svc.run.app"]}
     assert config_from_mapping(base).server_limits == ServerLimits()

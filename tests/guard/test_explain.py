@@ -86,6 +86,15 @@ async def test_the_policy_step_says_what_the_token_would_be_allowed(issuer: Test
     assert "needs one of [Blob.Read]" in policy.detail
 
 
+async def test_the_policy_step_refuses_a_path_the_gate_would_refuse(issuer: TestIssuer) -> None:
+    async with Verifier(guard_config(issuer, policy=POLICY)) as verifier:
+        token = issuer.mint(aud=AUDIENCE, roles=["Blob.Read"])
+        result = await explain(token, verifier, path="/public/..;/blobs/a")
+    policy = result.steps[-1]
+    assert (policy.name, policy.status, policy.code) == ("policy", "fail", "bad_path")
+    assert "refused before the policy" in policy.detail
+
+
 # -- the commands ----------------------------------------------------------------------------------
 
 

@@ -176,3 +176,17 @@ def test_a_policy_file_may_wrap_its_rules_in_policy(tmp_path: Path) -> None:
     policy = load_policy(path)
     assert policy.default == "authenticated"
     assert policy.is_anonymous("GET", "/healthz")
+
+
+def test_consecutive_double_star_segments_mean_one() -> None:
+    assert compile_pattern("/a/**/**").fullmatch("/a")
+    assert compile_pattern("/a/**/**/b").fullmatch("/a/b")
+    assert compile_pattern("/a/**/**").fullmatch("/a/x/y")
+
+
+def test_case_insensitive_policies_match_paths_ignoring_case() -> None:
+    data = {"rules": [{"path": "/admin/**", "allow": "nobody"}], "default": "authenticated"}
+    assert policy_from_mapping(data).match("GET", "/Admin/x") is None
+    folded = policy_from_mapping({**data, "case_insensitive_paths": True})
+    assert folded.match("GET", "/Admin/x") is folded.rules[0]
+    assert folded.match("GET", "/ADMIN") is folded.rules[0]

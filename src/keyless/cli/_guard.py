@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import logging
 import sys
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 
-from keyless._logging import configure_logging
+from keyless._logging import configure_logging, log_format
 from keyless.cli._common import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, err, out, read_token
 from keyless.errors import ConfigurationError
 from keyless.guard import Explanation, GuardConfig, GuardProxy, Verifier, explain, load_config
@@ -39,6 +40,13 @@ _PORT = typer.Option(8000, "--port", "-p", help="Port to listen on.")
 _LOG_LEVEL = typer.Option("info", "--log-level", help="debug, info, warning or error.")
 _WORKERS = typer.Option(
     1, "--workers", "-w", min=1, help="Proxy processes, each accepting on its own SO_REUSEPORT socket."
+)
+_GRACE = typer.Option(
+    10,
+    "--shutdown-grace",
+    min=0,
+    envvar="KEYLESS_SHUTDOWN_GRACE",
+    help="Seconds in-flight requests get to finish on SIGTERM.",
 )
 _MARKS = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skip": "[dim]-[/]"}
 
@@ -66,12 +74,12 @@ def _skip_missing_sniffio() -> None:
         sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 
-def _serve(upstream: str | None, config: Path, host: str, port: int, log_level: str, workers: int) -> None:
-    import uvicorn
-
+def _serve(
+    upstream: str | None, config: Path, host: str, port: int, log_level: str, workers: int, grace: int
+) -> None:
     from keyless._boundedhttp import server_options
     from keyless._net import bind_socket
-    from keyless._workers import run_workers
+    from keyless._workers import run_workers, serve_here
     from keyless.guard import proxy_from_file
 
     _skip_missing_sniffio()
@@ -92,28 +100,33 @@ def _serve(upstream: str | None, config: Path, host: str, port: int, log_level: 
         raise typer.Exit(EXIT_USAGE) from None
     configure_logging(log_level)  # the access log is keyless.guard.access, at info
     many = f", {workers} processes" if workers > 1 else ""
-    err().print(f"keyless guard: {host}:{port} -> {proxy.upstream} ({len(settings.issuers)} issuer(s){many})")
+    started = f"keyless guard: {host}:{port} -> {proxy.upstream} ({len(settings.issuers)} issuer(s){many})"
+    if log_format() == "json":
+        logging.getLogger("keyless.guard").info(started)
+    else:
+        err().print(started, highlight=False, markup=False)
     # The guard writes its own access log (with the decision and its reason) and its own
     # X-Forwarded-* headers: uvicorn's proxy-headers rewrite would replace the real peer address
     # with whatever a local client claims in X-Forwarded-For.
     options = {"server_header": False, "lifespan": "on", "proxy_headers": False}
     options.update(server_options(settings.server_limits))
     if workers == 1:
-        uvicorn.Server(
-            uvicorn.Config(proxy, log_level=log_level, access_log=False, **options)  # type: ignore[arg-type]
-        ).run(sockets=[sock])
+        serve_here(proxy, sock, log_level=log_level, grace=grace, options=options)
         return
-    sock.close()  # each worker binds its own SO_REUSEPORT socket
-    run_workers(
+    sock.close()  # each worker slot binds its own SO_REUSEPORT socket
+    status = run_workers(
         workers,
         host,
         port,
         app_factory=proxy_from_file,
         factory_args=(upstream, str(config)),
         log_level=log_level,
+        grace=grace,
         options=options,
         name="keyless-guard",
     )
+    if status:
+        raise typer.Exit(status)
 
 
 @app.callback(invoke_without_command=True)
@@ -125,6 +138,7 @@ def _default(
     port: int = _PORT,
     log_level: str = _LOG_LEVEL,
     workers: int = _WORKERS,
+    grace: int = _GRACE,
 ) -> None:
     """Without a sub-command: run the proxy (same as ``keyless guard run``)."""
     if ctx.invoked_subcommand is not None:
@@ -132,7 +146,7 @@ def _default(
     if config is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(EXIT_USAGE)
-    _serve(upstream, config, host, port, log_level, workers)
+    _serve(upstream, config, host, port, log_level, workers, grace)
 
 
 @app.command("run")
@@ -143,12 +157,13 @@ def run(
     port: int = _PORT,
     log_level: str = _LOG_LEVEL,
     workers: int = _WORKERS,
+    grace: int = _GRACE,
 ) -> None:
     """Run the reverse proxy: only verified, allowed requests reach the upstream.
 
     Example: keyless guard run --upstream http://127.0.0.1:8080 --config guard.yaml --port 8000 --workers 2
     """
-    _serve(upstream, config, host, port, log_level, workers)
+    _serve(upstream, config, host, port, log_level, workers, grace)
 
 
 def _print(explanation: Explanation) -> None:
@@ -223,7 +238,8 @@ def check(config: Path = _CONFIG) -> None:
     console.print(f"audiences: {escape(', '.join(settings.audiences) or '(per issuer)')}", highlight=False)
     console.print(f"algorithms: {', '.join(settings.algorithms)}; leeway {settings.leeway:g} s")
     policy = settings.policy
-    console.print(f"policy: {len(policy.rules)} rule(s), default {policy.default}")
+    folded = ", paths matched ignoring case" if policy.case_insensitive_paths else ""
+    console.print(f"policy: {len(policy.rules)} rule(s), default {policy.default}{folded}")
     for rule in policy.rules:
         methods = ",".join(sorted(rule.methods)) if rule.methods else "*"
         need = rule.allow or " ".join(
@@ -235,6 +251,9 @@ def check(config: Path = _CONFIG) -> None:
             )
             if part
         )
-        console.print(f"  {methods} {' '.join(rule.patterns)} -> {escape(need)}", highlight=False)
+        forwards = " (forwards Authorization)" if rule.forward_authorization else ""
+        console.print(f"  {methods} {' '.join(rule.patterns)} -> {escape(need)}{forwards}", highlight=False)
+    overrides = ", ".join(sorted(h.decode() for h in settings.forward_override_headers)) or "none"
+    console.print(f"override headers passed on: {overrides}", highlight=False)
     for warning in settings.development_warnings():
         err().print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)

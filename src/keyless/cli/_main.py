@@ -143,8 +143,8 @@ app.add_typer(_keys.app, name="keys")
 
 
 def main() -> None:
-    configure_logging(os.environ.get("KEYLESS_LOG_LEVEL", "info"))
     try:
+        configure_logging(os.environ.get("KEYLESS_LOG_LEVEL", "info"))
         app()
     except KeylessError as exc:  # raised outside a sub-command (the group handles the rest)
         if _state["debug"]:

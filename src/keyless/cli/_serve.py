@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -27,6 +27,17 @@ Examples:
 """
 
 console = Console(stderr=True)
+log = logging.getLogger("keyless.serve")
+
+
+def _note(message: str) -> None:
+    """A start-up line for people, or a log record when the logs are JSON (nothing else on stderr)."""
+    from keyless._logging import log_format
+
+    if log_format() == "json":
+        log.info(message)
+    else:
+        console.print(message, highlight=False, markup=False)
 
 
 def _tls(settings: AuthoritySettings) -> TLSFiles | None:
@@ -41,16 +52,13 @@ def _tls(settings: AuthoritySettings) -> TLSFiles | None:
     return ensure_local_tls(settings.data_dir, names)
 
 
-def _export_environment(settings: AuthoritySettings) -> None:
-    """Worker processes read their settings from the environment."""
-    for name, value in (
-        ("KEYLESS_DATA_DIR", str(settings.data_dir.resolve())),
-        ("KEYLESS_PORT", str(settings.port)),
-        ("KEYLESS_HOST", settings.host),
-        ("KEYLESS_PUBLIC_URL", settings.base_url),
-        ("KEYLESS_TLS", "true" if settings.tls else "false"),
-    ):
-        os.environ[name] = value
+def authority_app(settings: AuthoritySettings) -> Any:
+    """The token service's application, built in each ``--workers N`` process from the parent's
+    resolved settings (every flag and environment variable, as one object; the worker has already
+    set up logging from them)."""
+    from keyless.authority import Authority, create_app
+
+    return create_app(Authority.open(settings))
 
 
 def serve(
@@ -62,12 +70,10 @@ def serve(
     public_url: str = typer.Option(None, help="Base URL clients use [env KEYLESS_PUBLIC_URL]."),
     dev: bool = typer.Option(False, "--dev", help="Development mode (allows http issuers on loopback)."),
 ) -> None:
-    import uvicorn
-
     from keyless._boundedhttp import server_options
     from keyless._net import bind_socket
-    from keyless._workers import run_workers
-    from keyless.authority import Authority, app_from_env, create_app
+    from keyless._workers import run_workers, serve_here
+    from keyless.authority import Authority, create_app
     from keyless.config import load_authority_settings
 
     overrides = {
@@ -91,33 +97,44 @@ def serve(
         from keyless.authority import apply, load_trust_file
 
         changes = apply(authority.admin, load_trust_file(trust))
-        console.print(f"trust file {trust}: {len(changes.changes)} change(s) applied")
+        _note(f"trust file {trust}: {len(changes.changes)} change(s) applied")
     _announce(settings, tls)
     ssl = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
     options = {**ssl, **server_options(settings.server_limits)}
     if settings.workers == 1:
-        app = create_app(authority)
-        config = uvicorn.Config(app, log_level=settings.log_level, access_log=False, **options)
-        uvicorn.Server(config).run(sockets=[sock])
+        serve_here(
+            create_app(authority),
+            sock,
+            log_level=settings.log_level,
+            grace=settings.shutdown_grace,
+            options=options,
+        )
         return
     authority.store.close()
-    sock.close()  # each worker binds its own SO_REUSEPORT socket
-    _export_environment(settings)
-    run_workers(
+    sock.close()  # each worker slot binds its own SO_REUSEPORT socket
+    status = run_workers(
         settings.workers,
         settings.host,
         settings.port,
-        app_factory=app_from_env,
+        app_factory=authority_app,
+        factory_args=(settings,),
         log_level=settings.log_level,
+        grace=settings.shutdown_grace,
         options=options,
         name="keyless-serve",
     )
+    if status:
+        raise typer.Exit(status)
 
 
 def _announce(settings: AuthoritySettings, tls: TLSFiles | None) -> None:
+    from keyless._logging import log_format
     from keyless.tls import trust_instructions
 
     base = settings.base_url
+    if log_format() == "json":
+        _note(f"keyless authority at {base} (listening on {settings.host}:{settings.port})")
+        return
     console.print(
         f"[bold green]keyless authority[/] at {base}  (listening on {settings.host}:{settings.port})"
     )

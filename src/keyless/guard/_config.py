@@ -25,6 +25,7 @@ from keyless._limits import ServerLimits
 from keyless.errors import ConfigurationError
 from keyless.guard._policy import Policy, load_policy, read_policy
 from keyless.guard._reader import PathKey, Reader, read_yaml
+from keyless.guard._request_safety import override_allow_list
 from keyless.jose import ALGORITHMS
 from keyless.trust import DEFAULT_MIN_REFRESH_INTERVAL
 
@@ -72,6 +73,7 @@ _TOP_KEYS = (
     "upstream",
     "upstream_timeout",
     "upstream_connect_timeout",
+    "forward_override_headers",
     "policy",
     "server",
 )
@@ -132,6 +134,9 @@ class GuardConfig:
     upstream: str | None = None
     upstream_timeout: float = 30.0
     upstream_connect_timeout: float = 5.0
+    # Override headers (``Forwarded``, ``X-Forwarded-Prefix``, ...) the client may pass on, folded
+    # (``_request_safety.header_key``); every other one is dropped.
+    forward_override_headers: frozenset[bytes] = frozenset()
     policy: Policy = field(default_factory=Policy.allow_authenticated)
     server_limits: ServerLimits = field(default_factory=ServerLimits)
     source: str = "<config>"
@@ -311,6 +316,14 @@ def _policy(reader: Reader, data: Mapping[str, Any]) -> Policy:
     return read_policy(reader, raw, ("policy",))
 
 
+def _override_headers(reader: Reader, data: Mapping[str, Any]) -> frozenset[bytes]:
+    names = reader.text_list(data, (), "forward_override_headers")
+    allowed, problems = override_allow_list(names)
+    for problem in problems:
+        reader.problem(("forward_override_headers",), problem)
+    return allowed
+
+
 def read_config(reader: Reader, raw: Any) -> GuardConfig:
     """Read a whole guard configuration; problems go to ``reader`` (the caller raises them)."""
     data = reader.mapping(raw, (), _TOP_KEYS)
@@ -345,6 +358,7 @@ def read_config(reader: Reader, raw: Any) -> GuardConfig:
         upstream=upstream.rstrip("/") if upstream else None,
         upstream_timeout=reader.number(data, (), "upstream_timeout", 30.0, minimum=0.01),
         upstream_connect_timeout=reader.number(data, (), "upstream_connect_timeout", 5.0, minimum=0.01),
+        forward_override_headers=_override_headers(reader, data),
         policy=_policy(reader, data),
         server_limits=_server_limits(reader, data),
         source=reader.source,

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from keyless.errors import MalformedToken, VerificationError
 from keyless.guard import _claim_steps
@@ -19,6 +20,7 @@ from keyless.guard._checks import check_algorithm, check_size, show
 from keyless.guard._claim_steps import ClaimInput, ClaimStep
 from keyless.guard._identity import Identity, identity_from_claims
 from keyless.guard._issuers import TrustedIssuer, audience_set
+from keyless.guard._request_safety import unsafe_path
 from keyless.guard._verifier import Verifier
 from keyless.jose import ParsedJWS, PublicKey, decode_unverified, parse_compact, verify_signature
 
@@ -183,7 +185,16 @@ def _policy(
     run: _Run, verifier: Verifier, identity: Identity | None, method: str, path: str, token_ok: bool
 ) -> str:
     verb = method.upper()
-    result = verifier.config.policy.decide(identity, verb, path)
+    policy = verifier.config.policy
+    # The path as it would appear on the request line: encoded tricks are judged as the gate does.
+    raw = path.encode("utf-8", "surrogatepass")
+    bad = unsafe_path(unquote(path), raw, case_insensitive=policy.case_insensitive_paths)
+    if bad is not None:
+        run.steps.append(
+            Step("policy", "fail", f"{verb} {path}: refused before the policy: {bad}", "bad_path")
+        )
+        return bad
+    result = policy.decide(identity, verb, unquote(path))
     anonymous = result.rule is not None and result.rule.allow == "anonymous"
     note = "" if token_ok or anonymous else " (if the token were valid)"
     code = None if result.allowed else ("forbidden" if result.status == 403 else "no_token")

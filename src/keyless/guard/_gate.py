@@ -1,6 +1,8 @@
 """The decision for one HTTP request, shared by the middleware and the proxy.
 
-In order: a path that cannot be matched safely is refused (400); an anonymous path passes; the
+In order: a path that cannot be matched safely is refused (400, see ``_request_safety``); an
+anonymous path passes (``forward_authorization`` says whether the caller's unverified
+``Authorization`` may go on with it); the
 bearer token is taken from ``X-Serverless-Authorization`` if present (as Cloud Run does, leaving
 ``Authorization`` to the application) or else from ``Authorization``; no token is 401 with a bare
 ``Bearer`` challenge (RFC 6750 §3.1: no error code when no credentials were sent), a token that
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 
 from keyless.errors import VerificationError
 from keyless.guard._identity import Identity
-from keyless.guard._policy import Policy, unsafe_path
+from keyless.guard._policy import Policy
+from keyless.guard._request_safety import unsafe_path
 from keyless.guard._verifier import IssuerUnavailable, Verifier
 
 __all__ = [
@@ -52,6 +55,13 @@ class Outcome:
     token_header: bytes | None = None  # the header the token came from (the proxy strips it)
     error: str | None = None  # RFC 6750 error: invalid_request, invalid_token, insufficient_scope
     scope: tuple[str, ...] = ()
+    forward_authorization: bool = False  # an anonymous path whose rule lets Authorization through
+
+    @property
+    def strips_tokens(self) -> bool:
+        """Whether the caller's ``Authorization`` / ``X-Serverless-Authorization`` must not go on:
+        an anonymous path (nothing verified them) whose rule does not say ``forward_authorization``."""
+        return self.code == "anonymous" and not self.forward_authorization
 
 
 def _split_bearer(value: bytes) -> tuple[str | None, str | None]:
@@ -110,13 +120,19 @@ class Gate:
         headers: Iterable[tuple[bytes, bytes]],
         raw_path: bytes | None = None,
     ) -> Outcome:
-        bad = unsafe_path(path, raw_path)
+        policy = self.policy
+        bad = unsafe_path(path, raw_path, case_insensitive=policy.case_insensitive_paths)
         if bad is not None:
             return Outcome(False, 400, "bad_path", bad, error="invalid_request")
-        policy = self.policy
         rule = policy.match(method, path)
         if rule is not None and rule.allow == "anonymous":
-            return Outcome(True, 200, "anonymous", f"anonymous path ({rule.where})")
+            return Outcome(
+                True,
+                200,
+                "anonymous",
+                f"anonymous path ({rule.where})",
+                forward_authorization=rule.forward_authorization,
+            )
         token, header, problem = bearer_token(headers)
         if problem is not None:
             return Outcome(

@@ -8,6 +8,12 @@ with an RFC 6750 ``WWW-Authenticate`` challenge and a small JSON body, and never
     app = FastAPI()
     app.add_middleware(GuardMiddleware, config=load_config("guard.yaml"))
 
+Before the app sees a request, the same header rules as the proxy's apply
+(``_request_safety.HeaderFilter``): headers that fold to ``X-Keyless-*`` and override headers
+(``X-Original-URL``, ``X-HTTP-Method-Override``, ``Forwarded``, ... unless the configuration's
+``forward_override_headers`` allows them) are removed, and on an anonymous path so are
+``Authorization`` and ``X-Serverless-Authorization`` unless the rule says ``forward_authorization``.
+
 The middleware closes a verifier it made itself when the app's lifespan shuts down.
 """
 
@@ -20,6 +26,7 @@ from typing import Any
 from keyless.guard._config import GuardConfig, load_config
 from keyless.guard._gate import Gate, log_access, refusal
 from keyless.guard._policy import Policy
+from keyless.guard._request_safety import HeaderFilter
 from keyless.guard._verifier import Verifier
 
 __all__ = ["GuardMiddleware"]
@@ -62,6 +69,7 @@ class GuardMiddleware:
         self.gate = Gate(verifier, policy, realm=realm)
         self.realm = realm
         self.access_log = access_log
+        self.headers = HeaderFilter(verifier.config.forward_override_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -78,6 +86,9 @@ class GuardMiddleware:
         if self.access_log:
             log_access(method, path, outcome.status, outcome, time.perf_counter() - started)
         if outcome.allowed:
+            cleaned = self.headers.clean(scope["headers"], strip_tokens=outcome.strips_tokens)
+            if cleaned is not None:
+                scope = {**scope, "headers": cleaned}
             state = scope.get("state")
             if state is None:
                 state = scope["state"] = {}

@@ -17,10 +17,20 @@ A policy is read from YAML (``policy:`` in the guard's file, or a file of its ow
         principals: [svc@proj.iam.gserviceaccount.com]   # sub, oid, appid/azp or email
       - path: /internal/**
         allow: nobody
+      - path: /login
+        allow: anonymous
+        forward_authorization: true       # the upstream checks this path's credentials itself
 
 Patterns: ``*`` is one path segment (or part of one), ``?`` one character within a segment,
 ``**`` any number of segments (``/api/**`` also matches ``/api``). ``GET`` rules also cover
 ``HEAD``. A rule with several requirements (``any_of``, ``all_of``, ``principals``) needs them all.
+Paths match case-sensitively unless ``case_insensitive_paths: true`` (for upstreams that route
+ignoring case, such as ASP.NET Core); a path the upstream could read differently is refused before
+any rule is matched (``_request_safety.unsafe_path``).
+
+On an anonymous path the caller's ``Authorization`` and ``X-Serverless-Authorization`` are removed
+before the request goes on (nothing verified them), unless the rule says ``forward_authorization:
+true``, which only an ``allow: anonymous`` rule may say.
 
 :meth:`Policy.decide` answers 200 (allowed), 401 (a token is needed and none was verified) or 403
 (the verified identity is not allowed), with a reason for the access log.
@@ -30,11 +40,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from keyless.guard._reader import PathKey, Reader, read_yaml
+from keyless.guard._request_safety import unsafe_path
 
 if TYPE_CHECKING:
     from keyless.guard._identity import Identity
@@ -45,12 +56,14 @@ Allow = Literal["anonymous", "authenticated", "nobody"]
 ALLOW_VALUES: tuple[Allow, ...] = ("anonymous", "authenticated", "nobody")
 DEFAULTS = ("deny", "authenticated")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
-_RULE_KEYS = ("path", "paths", "methods", "allow", "any_of", "all_of", "principals")
-_POLICY_KEYS = ("anonymous", "default", "rules")
+_RULE_KEYS = ("path", "paths", "methods", "allow", "any_of", "all_of", "principals", "forward_authorization")
+_POLICY_KEYS = ("anonymous", "default", "rules", "case_insensitive_paths")
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
+def compile_pattern(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
     """A glob over URL paths as a regular expression (see the module docs)."""
+    while "/**/**" in pattern:  # several '**' segments in a row mean one
+        pattern = pattern.replace("/**/**", "/**")
     out = []
     i = 0
     while i < len(pattern):
@@ -72,7 +85,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(pattern[i]))
             i += 1
-    return re.compile("".join(out), re.DOTALL)
+    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +99,7 @@ class Rule:
     all_of: tuple[str, ...] = ()
     principals: frozenset[str] = frozenset()
     where: str = "rule"
+    forward_authorization: bool = False  # anonymous rules: pass the caller's Authorization on
     _regexes: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
@@ -99,6 +113,8 @@ class Rule:
         all_of: Iterable[str] = (),
         principals: Iterable[str] = (),
         where: str = "rule",
+        forward_authorization: bool = False,
+        ignore_case: bool = False,
     ) -> Rule:
         found = tuple(patterns)
         wanted = None if methods is None else frozenset(m.upper() for m in methods)
@@ -112,8 +128,14 @@ class Rule:
             tuple(all_of),
             frozenset(principals),
             where,
-            tuple(compile_pattern(p) for p in found),
+            forward_authorization,
+            tuple(compile_pattern(p, ignore_case=ignore_case) for p in found),
         )
+
+    def ignoring_case(self) -> Rule:
+        """This rule with its patterns matched regardless of case."""
+        regexes = tuple(compile_pattern(p, ignore_case=True) for p in self.patterns)
+        return replace(self, _regexes=regexes)
 
     def matches(self, method: str, path: str) -> bool:
         if self.methods is not None and method not in self.methods:
@@ -161,11 +183,14 @@ def _held(identity: Identity) -> str:
 class Policy:
     """Ordered rules, the first matching one decides; no match: ``default`` (deny unless told)."""
 
-    def __init__(self, rules: Iterable[Rule] = (), *, default: str = "deny") -> None:
+    def __init__(
+        self, rules: Iterable[Rule] = (), *, default: str = "deny", case_insensitive_paths: bool = False
+    ) -> None:
         if default not in DEFAULTS:
             raise ValueError(f"default must be one of {DEFAULTS}")
-        self.rules = tuple(rules)
+        self.rules = tuple(r.ignoring_case() for r in rules) if case_insensitive_paths else tuple(rules)
         self.default = default
+        self.case_insensitive_paths = case_insensitive_paths
 
     @classmethod
     def allow_authenticated(cls) -> Policy:
@@ -222,28 +247,6 @@ def _check_requirements(rule: Rule, identity: Identity, method: str, path: str) 
     return Decision(True, 200, f"allowed by {rule.where}", rule)
 
 
-# -- paths ---------------------------------------------------------------------------------------------
-_ENCODED_SEPARATOR = re.compile(rb"%(?:2f|5c|00)", re.IGNORECASE)
-
-
-def unsafe_path(path: str, raw_path: bytes | None = None) -> str | None:
-    """Why a request path cannot be matched safely (``None`` when it can).
-
-    Dot segments, backslashes, NUL and percent-encoded separators would let the path the policy
-    sees differ from the one an upstream resolves, so such requests are refused outright.
-    """
-    if not path.startswith("/"):
-        return "the path must start with '/'"
-    if "\\" in path or "\x00" in path:
-        return "the path contains a backslash or NUL"
-    for segment in path.split("/"):
-        if segment in (".", ".."):
-            return "the path contains a '.' or '..' segment"
-    if raw_path is not None and _ENCODED_SEPARATOR.search(raw_path):
-        return "the path contains an encoded '/', '\\' or NUL"
-    return None
-
-
 # -- reading -------------------------------------------------------------------------------------------
 def _read_rule(reader: Reader, raw: Any, path: PathKey, index: int) -> Rule | None:
     data = reader.mapping(raw, path, _RULE_KEYS)
@@ -269,6 +272,13 @@ def _read_rule(reader: Reader, raw: Any, path: PathKey, index: int) -> Rule | No
         reader.problem(path, "give either 'allow' or requirements (any_of, all_of, principals), not both")
     if allow is None and not needs and not {"any_of", "all_of", "principals"} & data.keys():
         reader.problem(path, "a rule needs 'allow' (anonymous, authenticated, nobody) or requirements")
+    forward_authorization = reader.flag(data, path, "forward_authorization", False)
+    if forward_authorization and allow != "anonymous":
+        reader.problem(
+            (*path, "forward_authorization"),
+            "only an 'allow: anonymous' rule may forward the caller's Authorization "
+            "(on other paths the guard strips the token it verified)",
+        )
     for key, values in (("any_of", any_of), ("all_of", all_of), ("principals", principals)):
         if key in data and not values:
             reader.problem((*path, key), "must list at least one value")
@@ -282,6 +292,7 @@ def _read_rule(reader: Reader, raw: Any, path: PathKey, index: int) -> Rule | No
         all_of=all_of,
         principals=principals,
         where=f"rule {index} ({reader.where(path)})",
+        forward_authorization=forward_authorization,
     )
 
 
@@ -305,7 +316,8 @@ def read_policy(reader: Reader, raw: Any, path: PathKey) -> Policy:
             rule = _read_rule(reader, item, (*path, "rules", index - 1), index)
             if rule is not None:
                 rules.append(rule)
-    return Policy(rules, default=default)
+    case_insensitive = reader.flag(data, path, "case_insensitive_paths", False)
+    return Policy(rules, default=default, case_insensitive_paths=case_insensitive)
 
 
 def policy_from_mapping(data: Mapping[str, Any], *, source: str = "<policy>") -> Policy:

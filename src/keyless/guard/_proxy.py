@@ -4,12 +4,18 @@ Per request: the gate decides (see ``_gate``); a refusal is answered here and ne
 An allowed request goes to the upstream with
 
 * hop-by-hop headers removed (RFC 9110 §7.6.1, plus any named in ``Connection``);
-* every ``X-Keyless-*`` header the client sent removed, and the verified identity added:
+* every header whose name folds (case, and ``_``/``.`` as ``-``) to ``X-Keyless-*`` removed, and
+  the verified identity added:
   ``X-Keyless-Subject``, ``-Object-Id``, ``-App-Id``, ``-Tenant-Id``, ``-Roles`` (comma-separated),
   ``-Scopes`` (space-separated), ``-Issuer``, ``-Email`` (each only when the token has it; values
   outside visible ASCII, and commas inside a role, are percent-encoded);
-* ``X-Serverless-Authorization`` removed, and ``Authorization`` too when it carried the token;
-* ``X-Forwarded-For`` / ``-Proto`` / ``-Host`` set.
+* ``X-Serverless-Authorization`` removed, and ``Authorization`` too when it carried the token or
+  the path is anonymous (unless its rule says ``forward_authorization``);
+* override headers (``Forwarded``, ``X-Original-URL``, ``X-HTTP-Method-Override``, ``X-Real-IP``,
+  ...: ``_request_safety.OVERRIDE_HEADERS``) removed unless ``forward_override_headers`` allows them;
+* a special header spelled other than its canonical way (``content_length``, ``X_Serverless_
+  Authorization``) removed and never read;
+* ``X-Forwarded-For`` / ``-Proto`` / ``-Host`` set by the proxy itself.
 
 Bodies stream both ways over pooled keep-alive connections (see ``_upstream``). An upstream that
 refuses connections is 502, one that does not answer in time 504. Each request writes one line to
@@ -29,9 +35,17 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from keyless.guard._config import GuardConfig, load_config
-from keyless.guard._gate import SERVERLESS_AUTHORIZATION, Gate, Outcome, log_access, refusal
+from keyless.guard._gate import AUTHORIZATION, SERVERLESS_AUTHORIZATION, Gate, Outcome, log_access, refusal
 from keyless.guard._identity import Identity
 from keyless.guard._policy import Policy
+from keyless.guard._request_safety import (
+    FORWARDING_HEADERS,
+    HEADER_FOLD,
+    HOP_BY_HOP,
+    IDENTITY_HEADERS,
+    IDENTITY_PREFIX,
+    OVERRIDE_HEADERS,
+)
 from keyless.guard._upstream import Body, UpstreamError, UpstreamPool, UpstreamResponse
 from keyless.guard._verifier import Verifier, ssl_context_for
 
@@ -44,39 +58,19 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-IDENTITY_PREFIX = b"x-keyless-"
-IDENTITY_HEADERS = (
-    "X-Keyless-Subject",
-    "X-Keyless-Object-Id",
-    "X-Keyless-App-Id",
-    "X-Keyless-Tenant-Id",
-    "X-Keyless-Roles",
-    "X-Keyless-Scopes",
-    "X-Keyless-Issuer",
-    "X-Keyless-Email",
-)
-# Not forwarded as sent: hop-by-hop, what the proxy sets itself, and the platform's token header.
-_DROPPED = HOP_BY_HOP | {
-    b"host",
-    b"content-length",
-    b"expect",
-    b"x-forwarded-for",
-    b"x-forwarded-proto",
-    b"x-forwarded-host",
-    SERVERLESS_AUTHORIZATION,
+# What the proxy does with a request header, by its folded name (``header_key``). A name not in the
+# table is forwarded unless it folds to ``x-keyless-*``; a name in the table spelled any other way
+# than its folded form (``X_Keyless_Roles``, ``content_length``) is dropped and never read.
+_DROP, _KEEP, _AUTHORIZATION, _HOST, _LENGTH, _FORWARDED_FOR = range(6)
+_ACTIONS: dict[bytes, int] = {
+    **dict.fromkeys(HOP_BY_HOP | OVERRIDE_HEADERS | FORWARDING_HEADERS, _DROP),
+    **{name.lower().encode("ascii"): _DROP for name in IDENTITY_HEADERS},
+    b"expect": _DROP,
+    SERVERLESS_AUTHORIZATION: _DROP,
+    AUTHORIZATION: _AUTHORIZATION,
+    b"host": _HOST,
+    b"content-length": _LENGTH,
+    b"x-forwarded-for": _FORWARDED_FOR,
 }
 _VISIBLE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%") + " "
 
@@ -110,10 +104,11 @@ def identity_headers(identity: Identity) -> list[tuple[bytes, bytes]]:
 
 
 def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The header names a ``Connection`` header lists (hop-by-hop for this connection only), folded."""
     named: set[bytes] = set()
     for name, value in headers:
         if name == b"connection":
-            named.update(t.strip().lower() for t in value.split(b",") if t.strip())
+            named.update(t.strip().translate(HEADER_FOLD) for t in value.split(b",") if t.strip())
     return frozenset(named)
 
 
@@ -163,6 +158,7 @@ class GuardProxy:
         self.verifier = verifier
         self.gate = Gate(verifier, policy, realm=realm)
         self.realm = realm
+        self._actions = {**_ACTIONS, **dict.fromkeys(config.forward_override_headers, _KEEP)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -195,21 +191,33 @@ class GuardProxy:
     ) -> tuple[list[tuple[bytes, bytes]], int | None]:
         """The headers the upstream gets, and the body's declared length (if the client gave one)."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
-        dropped = _DROPPED | _connection_tokens(headers)
+        named = _connection_tokens(headers)
+        actions = self._actions
+        forward_authorization = not outcome.strips_tokens and outcome.token_header != AUTHORIZATION
         out: list[tuple[bytes, bytes]] = []
         forwarded_for = b""
         host = b""
         length: int | None = None
         for name, value in headers:
-            if name in dropped or name.startswith(IDENTITY_PREFIX) or name == outcome.token_header:
-                if name == b"content-length" and value.strip().isdigit():
-                    length = int(value)
-                elif name == b"x-forwarded-for":
-                    forwarded_for = value
-                elif name == b"host":
-                    host = value
+            key = name.translate(HEADER_FOLD)
+            action = actions.get(key)
+            if action is None:
+                if not key.startswith(IDENTITY_PREFIX) and not (named and key in named):
+                    out.append((name, value))
                 continue
-            out.append((name, value))
+            if key != name:
+                continue  # an odd spelling of a special header: neither read nor forwarded
+            if action == _LENGTH:
+                if value.strip().isdigit():
+                    length = int(value)
+            elif action == _FORWARDED_FOR:
+                forwarded_for = value
+            elif action == _HOST:
+                host = value
+            elif (action == _KEEP or (action == _AUTHORIZATION and forward_authorization)) and not (
+                named and key in named
+            ):
+                out.append((name, value))
         client = scope.get("client")
         if client:
             address = str(client[0]).encode("ascii", "replace")
