@@ -34,6 +34,7 @@ from keyless.authority.model import (
 )
 from keyless.authority.trustfile.read import load_trust_file, parse_trust_document
 from keyless.authority.trustfile.schema import (
+    APPLICATION_PROPERTIES,
     ApplicationSpec,
     AppRoleSpec,
     FicSpec,
@@ -114,6 +115,11 @@ def apply_trust_file(admin: DirectoryAdmin, path: str | Path, *, prune: bool = F
 
 
 # -- reconciliation ---------------------------------------------------------------------------------
+
+
+def _shown(value: object) -> object:
+    """Tuples shown as lists, as they are written in the file."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _diff(pairs: Sequence[tuple[str, object, object]]) -> str:
@@ -244,52 +250,22 @@ class _Reconciler:
     ) -> Application:
         name = f"{tenant.display_name}/{spec.display_name}"
         roles = _resolve_roles(spec.app_roles, stored.app_roles if stored else ())
+        properties = {attr: getattr(spec, attr) for _, attr in APPLICATION_PROPERTIES}
         if stored is None:
-            wanted = Application(
-                object_id=new_id(),
-                app_id=spec.app_id,
-                tenant_id=tenant.id,
-                display_name=spec.display_name,
-                identifier_uris=spec.identifier_uris,
-                app_roles=roles,
-                requested_access_token_version=spec.requested_access_token_version,
-                app_role_assignment_required=spec.app_role_assignment_required,
+            app = Application(
+                object_id=new_id(), app_id=spec.app_id, tenant_id=tenant.id, app_roles=roles, **properties
             )
-            app = wanted
             if self._record("create", "application", name, f"appId {spec.app_id}"):
                 app = self.admin.create_application(
-                    tenant.id,
-                    spec.display_name,
-                    app_id=spec.app_id,
-                    identifier_uris=spec.identifier_uris,
-                    app_roles=roles,
-                    requested_access_token_version=spec.requested_access_token_version,
-                    app_role_assignment_required=spec.app_role_assignment_required,
+                    tenant.id, app_id=spec.app_id, app_roles=roles, **properties
                 )
         else:
-            app = dataclasses.replace(
-                stored,
-                display_name=spec.display_name,
-                identifier_uris=spec.identifier_uris,
-                app_roles=roles,
-                requested_access_token_version=spec.requested_access_token_version,
-                app_role_assignment_required=spec.app_role_assignment_required,
-            )
+            app = dataclasses.replace(stored, app_roles=roles, **properties)
             details = [
                 _diff(
                     [
-                        ("displayName", stored.display_name, app.display_name),
-                        ("identifierUris", list(stored.identifier_uris), list(app.identifier_uris)),
-                        (
-                            "requestedAccessTokenVersion",
-                            stored.requested_access_token_version,
-                            app.requested_access_token_version,
-                        ),
-                        (
-                            "appRoleAssignmentRequired",
-                            stored.app_role_assignment_required,
-                            app.app_role_assignment_required,
-                        ),
+                        (key, _shown(getattr(stored, attr)), _shown(getattr(app, attr)))
+                        for key, attr in APPLICATION_PROPERTIES
                     ]
                 ),
                 _roles_diff(stored.app_roles, app.app_roles),

@@ -21,6 +21,7 @@ from keyless.errors import ConfigurationError
 
 __all__ = [
     "ACCEPTED_KEYS",
+    "APPLICATION_PROPERTIES",
     "AppRoleSpec",
     "ApplicationSpec",
     "CertificateSpec",
@@ -38,6 +39,17 @@ __all__ = [
     "suggest",
     "type_name",
 ]
+
+# The application properties a trust file carries one to one, as (Graph's name, attribute): the
+# attribute has the same name on ``ApplicationSpec`` and on ``model.Application``, so reconciling
+# (plan, apply) and reading the store back (export) go through this table, not through per-property
+# code. Roles and credentials are matched item by item and are not in it.
+APPLICATION_PROPERTIES: tuple[tuple[str, str], ...] = (
+    ("displayName", "display_name"),
+    ("identifierUris", "identifier_uris"),
+    ("requestedAccessTokenVersion", "requested_access_token_version"),
+    ("appRoleAssignmentRequired", "app_role_assignment_required"),
+)
 
 # Every key the loader accepts, per object; trust-file.schema.json has one $defs entry per name.
 ACCEPTED_KEYS: dict[str, tuple[str, ...]] = {

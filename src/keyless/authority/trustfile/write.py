@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from keyless.authority.directory.admin import DirectoryAdmin
 from keyless.authority.model import Application, ClientSecret, Tenant
 from keyless.authority.trustfile.schema import (
+    APPLICATION_PROPERTIES,
     ApplicationSpec,
     AppRoleSpec,
     CertificateSpec,
@@ -168,15 +169,12 @@ def _application_spec(
         latest[secret.display_name] = secret
     certificates = {c.thumbprint_sha1: c for c in admin.list_certificates(app)}
     return ApplicationSpec(
-        display_name=app.display_name,
         app_id=app.app_id,
-        identifier_uris=app.identifier_uris,
+        **{attr: getattr(app, attr) for _, attr in APPLICATION_PROPERTIES},
         app_roles=tuple(
             AppRoleSpec(r.id, r.value, r.display_name, r.description, r.allowed_member_types, r.is_enabled)
             for r in app.app_roles
         ),
-        requested_access_token_version=app.requested_access_token_version,
-        app_role_assignment_required=app.app_role_assignment_required,
         fics=tuple(
             FicSpec(f.name, f.issuer, f.subject, f.audiences, f.description) for f in admin.list_fics(app)
         ),
