@@ -3,6 +3,9 @@
 The verifier runs them in order and stops at the first refusal (``Verifier.check_claims_in_order``;
 its inline fast path decides only the common case, and a test pins that both agree); ``explain``
 runs every step that applies and reports each. Adding a step here adds it to both.
+
+Each step's ``applies`` depends only on the issuer, the key and the configuration, never on the
+token's claims, so the verifier can decide once per (issuer, key) kind which steps to run.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ from keyless.guard._config import PRESENT
 from keyless.guard._issuers import TrustedIssuer, check_key_issuer, check_tenant
 from keyless.jose import PublicKey
 
-__all__ = ["CLAIM_STEPS", "ClaimInput", "ClaimStep"]
+__all__ = ["CLAIM_STEPS", "ClaimInput", "ClaimRun", "ClaimStep", "key_names_issuer"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is several times slower to build
 class ClaimInput:
     """What the claim steps look at: the payload, the issuer it resolved to (None when untrusted,
     for explain), the verifying key (None when the signature was not checked), the clock."""
@@ -37,6 +40,10 @@ class ClaimInput:
     leeway: float
     audiences: Collection[str]
     required: tuple[tuple[str, Any], ...]
+    expires: float = 0.0  # set by the expiry step
+
+
+ClaimRun = Callable[[ClaimInput], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +52,15 @@ class ClaimStep:
 
     name: str
     applies: Callable[[ClaimInput], bool]
-    run: Callable[[ClaimInput], Any]
+    run: ClaimRun
+
+
+def key_names_issuer(key: PublicKey | None) -> bool:
+    return key is not None and bool(key.extra) and isinstance(key.extra.get("issuer"), str)
 
 
 def _key_names_issuer(c: ClaimInput) -> bool:
-    return c.trusted is not None and c.key is not None and isinstance((c.key.extra or {}).get("issuer"), str)
+    return c.trusted is not None and key_names_issuer(c.key)
 
 
 def _key_issuer(c: ClaimInput) -> None:
@@ -62,6 +73,19 @@ def _always(c: ClaimInput) -> bool:
     return True
 
 
+def _expiry(c: ClaimInput) -> float:
+    c.expires = check_expiry(c.payload, c.now, c.leeway)
+    return c.expires
+
+
+def _not_before(c: ClaimInput) -> float | None:
+    return check_not_before(c.payload, c.now, c.leeway)
+
+
+def _audience(c: ClaimInput) -> None:
+    check_audience(c.payload, c.audiences)
+
+
 def _has_tenant(c: ClaimInput) -> bool:
     return c.trusted is not None and c.trusted.tenant_id is not None
 
@@ -71,16 +95,24 @@ def _tenant(c: ClaimInput) -> None:
     check_tenant(c.trusted, c.payload)
 
 
+def _subject(c: ClaimInput) -> None:
+    check_subject(c.payload)
+
+
 def _has_required(c: ClaimInput) -> bool:
     return bool(c.required)
 
 
+def _required(c: ClaimInput) -> None:
+    check_required(c.payload, c.required, PRESENT)
+
+
 CLAIM_STEPS: tuple[ClaimStep, ...] = (
     ClaimStep("key issuer", _key_names_issuer, _key_issuer),
-    ClaimStep("expiry", _always, lambda c: check_expiry(c.payload, c.now, c.leeway)),
-    ClaimStep("not before", _always, lambda c: check_not_before(c.payload, c.now, c.leeway)),
-    ClaimStep("audience", _always, lambda c: check_audience(c.payload, c.audiences)),
+    ClaimStep("expiry", _always, _expiry),
+    ClaimStep("not before", _always, _not_before),
+    ClaimStep("audience", _always, _audience),
     ClaimStep("tenant", _has_tenant, _tenant),
-    ClaimStep("subject", _always, lambda c: check_subject(c.payload)),
-    ClaimStep("required claims", _has_required, lambda c: check_required(c.payload, c.required, PRESENT)),
+    ClaimStep("subject", _always, _subject),
+    ClaimStep("required claims", _has_required, _required),
 )

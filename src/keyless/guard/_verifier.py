@@ -27,7 +27,7 @@ from keyless.errors import MalformedToken, TransportError, VerificationError
 from keyless.guard import _claim_steps
 from keyless.guard._cache import TokenCache
 from keyless.guard._checks import check_algorithm, check_size
-from keyless.guard._claim_steps import ClaimInput
+from keyless.guard._claim_steps import ClaimInput, ClaimRun, ClaimStep, key_names_issuer
 from keyless.guard._config import GuardConfig, load_config
 from keyless.guard._identity import Identity, identity_from_claims
 from keyless.guard._issuers import IssuerRegistry, KeySource, TrustedIssuer
@@ -111,6 +111,8 @@ class Verifier:
         # The key set last served per source, and until when to use it without asking the cache.
         self._fresh: dict[KeySource, tuple[KeySet, float]] = {}
         self.token_cache = TokenCache(config.token_cache_size) if config.token_cache_size > 0 else None
+        # The claim steps that apply, per (issuer has a tenant, key names its issuer).
+        self._applicable: dict[tuple[bool, bool], tuple[tuple[ClaimStep, ...], tuple[ClaimRun, ...]]] = {}
 
     def now(self) -> float:
         """The verifier's clock (wall-clock seconds)."""
@@ -215,15 +217,20 @@ class Verifier:
     def check_claims_in_order(
         self, payload: Any, trusted: TrustedIssuer, key: PublicKey, now: float
     ) -> Identity:
-        """Every claim check, one after another in the order of ``CLAIM_STEPS``."""
+        """Every claim check, one after another in the order of ``CLAIM_STEPS``.
+
+        Which steps apply depends only on the issuer, the key and the configuration, so that is
+        decided once per kind of (issuer, key), and again if ``CLAIM_STEPS`` is replaced."""
         checked = ClaimInput(payload, trusted, key, now, self._leeway, trusted.audiences, self._required)
-        expires = 0.0
-        for step in _claim_steps.CLAIM_STEPS:
-            if step.applies(checked):
-                found = step.run(checked)
-                if step.name == "expiry":
-                    expires = found
-        return identity_from_claims(payload, kind=trusted.kind, expires=expires)
+        steps = _claim_steps.CLAIM_STEPS
+        kind = (trusted.tenant_id is not None, key_names_issuer(key))
+        cached = self._applicable.get(kind)
+        if cached is None or cached[0] is not steps:
+            cached = (steps, tuple(s.run for s in steps if s.applies(checked)))
+            self._applicable[kind] = cached
+        for run in cached[1]:
+            run(checked)
+        return identity_from_claims(payload, kind=trusted.kind, expires=checked.expires)
 
     # -- life cycle --------------------------------------------------------------------------------
 

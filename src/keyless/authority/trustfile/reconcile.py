@@ -157,7 +157,6 @@ class _Reconciler:
 
     def __init__(self, admin: DirectoryAdmin, *, prune: bool, execute: bool) -> None:
         self.admin = admin
-        self.store = admin.store
         self.prune = prune
         self.execute = execute
         self.now = time.time()  # secrets that expired by now are renewed
@@ -179,7 +178,7 @@ class _Reconciler:
     # -- tenants and applications -----------------------------------------------------------------
     def _tenant(self, spec: TenantSpec) -> None:
         try:
-            stored: Tenant | None = self.store.get_tenant(spec.id)
+            stored: Tenant | None = self.admin.get_tenant(spec.id)
         except NotFound:
             stored = None
         if stored is not None and stored.id != spec.id:  # the id is another tenant's domain: impossible
@@ -215,7 +214,7 @@ class _Reconciler:
                         max_fics_per_app=spec.max_fics_per_app,
                     )
                 )
-        stored_apps = {a.app_id: a for a in self.store.list_applications(spec.id)}
+        stored_apps = {a.app_id: a for a in self.admin.list_applications(spec.id)}
         named = {a.app_id for a in spec.applications}
         if self.prune:
             extra = sorted((a for a in stored_apps.values() if a.app_id not in named), key=_app_order)
@@ -280,7 +279,7 @@ class _Reconciler:
 
     # -- credentials ----------------------------------------------------------------------------------
     def _fics(self, tenant: TenantSpec, spec: ApplicationSpec, app: Application, name: str) -> None:
-        stored = {f.name: f for f in self.store.list_fics(app.object_id)}
+        stored = {f.name: f for f in self.admin.list_fics(app)}
         named = {f.name for f in spec.fics}
         kept = dict(stored)
         for fic in sorted((f for f in stored.values() if f.name not in named), key=lambda f: f.name):
@@ -345,7 +344,7 @@ class _Reconciler:
                     )
 
     def _secrets(self, spec: ApplicationSpec, app: Application, name: str) -> None:
-        stored = self.store.list_secrets(app.object_id)
+        stored = self.admin.list_secrets(app)
         named = {s.display_name for s in spec.secrets}
         if self.prune:
             for secret in sorted((s for s in stored if s.display_name not in named), key=_secret_order):
@@ -385,7 +384,7 @@ class _Reconciler:
         return ""
 
     def _certificates(self, spec: ApplicationSpec, app: Application, name: str) -> None:
-        stored = self.store.list_certificates(app.object_id)
+        stored = self.admin.list_certificates(app)
         wanted = {c.thumbprint for c in spec.certificates}
         if self.prune:
             for cert in sorted((c for c in stored if c.thumbprint_sha1 not in wanted), key=_cert_order):
@@ -411,7 +410,7 @@ class _Reconciler:
         by_sp = {a.service_principal_id: a for a in apps.values()}
         existing = {
             (a.principal_id, a.resource_id, a.app_role_id): a
-            for a in self.store.list_role_assignments(tenant.id)
+            for a in self.admin.list_role_assignments(tenant.id)
             if a.principal_id in by_sp and a.resource_id in by_sp
         }
         wanted: dict[tuple[str, str, str], tuple[Application, Application, AppRole]] = {}
