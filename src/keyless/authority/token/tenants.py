@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 
+from keyless.authority.directory.rules import is_guid
 from keyless.authority.directory.snapshot import Directory, TenantView
 from keyless.authority.token.aadsts import refuse
 
 __all__ = ["MULTI_TENANT", "is_tenant_ref", "resolve_tenant"]
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
 MULTI_TENANT = frozenset({"common", "organizations", "consumers"})
 
 
 def is_tenant_ref(ref: str) -> bool:
-    return bool(_GUID.match(ref) or _DOMAIN.match(ref)) or ref.lower() in MULTI_TENANT
+    return is_guid(ref) or bool(_DOMAIN.match(ref)) or ref.lower() in MULTI_TENANT
 
 
 def resolve_tenant(directory: Directory, ref: str) -> TenantView:
