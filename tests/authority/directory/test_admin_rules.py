@@ -88,3 +88,11 @@ def test_the_format_rules_are_pure_functions_returning_problems() -> None:
     ]
     assert rules.valid_fic_name("abc") and not rules.valid_fic_name("-ab")
     assert rules.same_identifier_uri("api://x/", "api://x")
+
+
+def test_ids_given_to_the_writer_must_be_guids(admin: DirectoryAdmin) -> None:
+    with pytest.raises(ConfigurationError, match="is not a GUID"):
+        admin.create_tenant("Fabrikam", tenant_id="fabrikam")
+    admin.create_tenant("Fabrikam", tenant_id=TENANT)
+    with pytest.raises(ConfigurationError, match="appId 'api-one' is not a GUID"):
+        admin.create_application(TENANT, "api-one", app_id="api-one")

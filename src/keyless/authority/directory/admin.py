@@ -96,7 +96,10 @@ class DirectoryAdmin:
         detailed_errors: bool = False,
         max_fics_per_app: int = 20,
     ) -> Tenant:
-        _check(rules.tenant_problems(display_name, domains))
+        problems = rules.tenant_problems(display_name, domains)
+        if tenant_id is not None and not rules.is_guid(tenant_id):
+            problems.append(f"id {tenant_id!r} is not a GUID")
+        _check(problems)
         now = self._clock()
         tenant = self.store.create_tenant(
             Tenant(
@@ -137,6 +140,8 @@ class DirectoryAdmin:
         app_role_assignment_required: bool = False,
     ) -> Application:
         tenant = self.store.get_tenant(tenant_id)
+        if app_id is not None and not rules.is_guid(app_id):
+            raise _invalid(f"appId {app_id!r} is not a GUID")
         app = Application(
             object_id=new_id(),
             app_id=(app_id or new_id()).lower(),
