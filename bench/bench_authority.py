@@ -27,8 +27,9 @@ from tests._support.oidc_issuer import TestIssuer
 
 from bench._ceiling import Ceiling, measure_ceiling
 from bench._wrk import parse_wrk
-from keyless.authority._runtime import Authority
-from keyless.authority.grants.client_credentials import TokenRequest
+from keyless.authority._service import Authority
+from keyless.authority.token.client_credentials import TokenRequest
+from keyless.authority.token.tenants import resolve_tenant
 from keyless.config import load_authority_settings
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -60,7 +61,8 @@ def in_process_issuance(data_dir: Path, issuer: TestIssuer, federation: Federati
     """Token requests per second through the token service itself (no HTTP), one core."""
     authority = Authority.open(load_authority_settings(**_settings(data_dir, 8443)))
     form = _form(federation, issuer.mint(sub=SUBJECT, lifetime=3600))
-    request = TokenRequest(federation.tenant_id, 2, form, None, frozenset())
+    tenant = resolve_tenant(authority.directory(), federation.tenant_id)
+    request = TokenRequest(tenant, 2, form, None, frozenset())
 
     async def loop() -> float:
         await authority.tokens.issue(request)  # warm the issuer key cache

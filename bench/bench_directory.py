@@ -25,8 +25,8 @@ from sqlalchemy import event
 from tests._services import POSTGRES_URL_DEFAULT, fresh_postgres_schema
 from tests.authority.store.test_conformance import a_fic, a_secret, a_tenant, an_application
 
-from keyless.authority._directory import load_directory
-from keyless.authority._signing import KeyManager
+from keyless.authority.directory.signing import KeyManager
+from keyless.authority.directory.snapshot import load_directory
 from keyless.authority.store import SqlStore
 from keyless.jose import KeyEncryptionKey
 

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _claims(issuer: TestIssuer) -> dict[str, Any]:
-    """An Entra v2 app-only access token's claims (spec A.3.2), with the test issuer's iss."""
+    """An Entra v2 app-only access token's claims, with the test issuer's iss."""
     return {
         "aud": RESOURCE,
         "iss": issuer.url,

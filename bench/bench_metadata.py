@@ -137,9 +137,9 @@ def _authority(data_dir: Path, issuer: str) -> Iterator[tuple[str, str, dict[str
     from tests._support.authority_server import seed_federation
 
     from keyless._net import bind_socket
-    from keyless.authority._runtime import Authority
-    from keyless.authority.tls import ensure_local_tls
+    from keyless.authority._service import Authority
     from keyless.config import load_authority_settings
+    from keyless.tls import ensure_local_tls
 
     with contextlib.closing(bind_socket("127.0.0.1", 0)) as probe:
         port = int(probe.getsockname()[1])

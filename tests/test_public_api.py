@@ -23,6 +23,7 @@ EXPECTED = {
         "Signer",
         "SignerAlg",
         "b64url",
+        "decode_unverified",
         "encode_jwt",
         "load_certificate",
         "parse_compact",

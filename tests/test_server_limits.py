@@ -36,7 +36,7 @@ def _thread(app: Any, limits: ServerLimits, **options: Any) -> Iterator[int]:
 
 @contextlib.contextmanager
 def _authority(tmp_path: Path, limits: ServerLimits) -> Iterator[int]:
-    from keyless.authority._runtime import Authority
+    from keyless.authority._service import Authority
     from keyless.authority.http.app import create_app
     from keyless.config import load_authority_settings
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer.main
 
-from keyless.authority._catalogue import catalogue_markdown
+from keyless.authority import catalogue_markdown
 from keyless.config import AuthoritySettings
 
 __all__ = ["cli_markdown", "configuration_markdown", "pages", "write_pages"]

@@ -12,12 +12,12 @@ from typing import Any
 
 from keyless._net import bind_socket
 from keyless._serving import ServerThread
-from keyless.authority._admin import DirectoryAdmin
-from keyless.authority._runtime import Authority
+from keyless.authority._service import Authority
+from keyless.authority.directory.admin import DirectoryAdmin
 from keyless.authority.http.app import create_app
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, Application, AppRole, Tenant, new_id
-from keyless.authority.tls import ensure_local_tls
 from keyless.config import load_authority_settings
+from keyless.tls import ensure_local_tls
 
 
 @dataclass

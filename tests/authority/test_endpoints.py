@@ -1,4 +1,4 @@
-"""Discovery documents, key sets and instance discovery, shaped as Entra's (spec A.4)."""
+"""Discovery documents, key sets and instance discovery, shaped as Entra's."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from tests._support.node import msal_node_acquire
 
-from keyless.authority.tls import TLSFiles, ensure_local_tls
+from keyless.tls import TLSFiles, ensure_local_tls
 
 pytestmark = [pytest.mark.node, pytest.mark.timeout(300)]  # the first run may npm ci
 

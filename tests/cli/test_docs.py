@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.main import get_command
 
-from keyless.authority._trustdoc import ACCEPTED_KEYS
+from keyless.authority.trustfile.schema import ACCEPTED_KEYS
 from keyless.cli import app
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from tests._support.net import free_port
 
-from keyless.authority._recordable import fingerprint
+from keyless.authority.directory.recordable import fingerprint
 
 REPO = Path(__file__).resolve().parents[2]
 TENANT = "9b1d7f0e-3c4a-4e5f-8a6b-2c1d0e9f8a7b"

@@ -239,3 +239,30 @@ def test_a_wrong_admin_key_is_a_configuration_problem(cli: Cli, live: RunningAut
     result = cli("tenant", "list", "--admin-key", "kla_wrong")
     assert result.exit_code == 2
     assert "admin key was refused" in result.stderr
+
+
+def test_apply_refuses_an_identifier_uri_another_stored_application_owns(
+    cli: Cli, names: Names, tmp_path: Path
+) -> None:
+    """Two resources answering to one audience: ``api-two`` may not take ``api://blob-api`` from the
+    stored ``api-one`` even when the file names only ``api-two``."""
+    first = tmp_path / "one.yaml"
+    first.write_text(
+        f"tenants:\n  - id: {names.tenant_id}\n    displayName: Fabrikam\n    applications:\n"
+        f"      - {{displayName: api-one, appId: {names.api_app}, identifierUris: [api://blob-api]}}\n"
+    )
+    assert cli("apply", "-f", str(first)).exit_code == 0
+    second = tmp_path / "two.yaml"
+    second.write_text(
+        f"tenants:\n  - id: {names.tenant_id}\n    displayName: Fabrikam\n    applications:\n"
+        f"      - {{displayName: api-two, appId: {names.caller_app}, identifierUris: [api://blob-api/]}}\n"
+    )
+
+    result = cli("apply", "-f", str(second))
+
+    assert result.exit_code == 2, result.stdout
+    assert f"{second}:5" in result.stderr
+    assert "'api-two'" in result.stderr and "'api-one'" in result.stderr and names.api_app in result.stderr
+    assert "identifierUris already exists" in result.stderr
+    listed = cli("app", "list", names.tenant_id, "--json")
+    assert "api-two" not in listed.stdout and "api-one" in listed.stdout

@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from tests._support.authority_server import Federation, RunningAuthority
 
-from keyless.authority.tls import ensure_local_tls
 from keyless.guard import GuardMiddleware, config_from_mapping
+from keyless.tls import ensure_local_tls
 
 
 @dataclass

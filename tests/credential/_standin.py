@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 
-from keyless.authority.tls import TLSFiles
+from keyless.tls import TLSFiles
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -12,7 +12,7 @@ from tests._support.authority_server import Federation, RunningAuthority, run_au
 from tests._support.oidc_issuer import TestIssuer
 from tests.credential._standin import StandIn
 
-from keyless.authority.tls import TLSFiles, ensure_local_tls
+from keyless.tls import TLSFiles, ensure_local_tls
 
 SUBJECT = "112233445566778899001"
 

@@ -1,4 +1,4 @@
-"""The token request and its answers (spec A.1): the form sent, v2 and v1 response shapes, Entra
+"""The token request and its answers: the form sent, v2 and v1 response shapes, Entra
 error bodies, and the retry policy (429/5xx/timeouts with jittered backoff or Retry-After, bounded
 AADSTS70021 retries, no retry on other 4xx). httpx.MockTransport stands in for the network."""
 

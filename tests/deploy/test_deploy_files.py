@@ -19,9 +19,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from keyless.authority.tls import ensure_local_tls
 from keyless.config import AuthoritySettings
 from keyless.guard import load_config
+from keyless.tls import ensure_local_tls
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

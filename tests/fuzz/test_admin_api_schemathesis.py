@@ -12,8 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from keyless.authority._runtime import ADMIN_KEY_FILE, Authority
-from keyless.authority.http.app import create_app
+from keyless.authority import ADMIN_KEY_FILE, Authority, create_app
 from keyless.config import load_authority_settings
 
 # Scale with the active profile: `make test` tries each of the ~33 operations a few times,

@@ -25,8 +25,8 @@ from starlette.routing import Route
 from tests._support.oidc_issuer import TestIssuer
 from tests.guard.conftest import AUDIENCE, closed_port, guard_config, serve
 
-from keyless.authority.tls import ensure_local_tls
 from keyless.guard import GuardProxy
+from keyless.tls import ensure_local_tls
 
 RELEASE = threading.Event()  # the streaming endpoint's second chunk waits for it
 

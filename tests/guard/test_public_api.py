@@ -35,6 +35,7 @@ def test_the_public_names_are_pinned() -> None:
         "load_policy",
         "optional_identity",
         "policy_from_mapping",
+        "proxy_from_file",
         "require_roles",
         "require_scopes",
     ]

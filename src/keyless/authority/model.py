@@ -7,7 +7,6 @@ every update. Times are POSIX seconds (``float``), always UTC.
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -34,17 +33,10 @@ FIC_AUDIENCE_DEFAULT = "api://AzureADTokenExchange"
 SigningAlg = Literal["RS256", "ES256"]
 TokenVersion = Literal[1, 2]
 
-_FIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,119}$")
-
 
 def new_id() -> str:
     """A fresh lower-case GUID, as Entra uses for ids."""
     return str(uuid.uuid4())
-
-
-def valid_fic_name(name: str) -> bool:
-    """Graph's rule: 3-120 characters, alphanumerics, '-' and '_', starting alphanumeric."""
-    return bool(_FIC_NAME.match(name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +45,7 @@ class Tenant:
     display_name: str
     domains: tuple[str, ...] = ()
     signing_alg: SigningAlg = "RS256"
-    # Adds the exact mismatch to error_description (issue 6); off by default like Entra.
+    # Adds the exact mismatch to error_description; off by default, like Entra.
     detailed_errors: bool = False
     # Entra's limit of 20 federated credentials per application, configurable per tenant.
     max_fics_per_app: int = 20

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from keyless.authority._paths import ADMIN_KEY_FILE, URL_FILE
+from keyless.authority import ADMIN_KEY_FILE, URL_FILE
 from keyless.config import load_authority_settings
 from keyless.errors import (
     AlreadyExists,
@@ -186,7 +186,10 @@ def call(client: AdminClient, method: str, path: str, **kwargs: Any) -> Any:
     if status < 400:
         return response.json() if response.content else None
     if status == 400:
-        raise ConfigurationError(_problems(response) or [_message(response)])
+        located = _problems(response)
+        if located:
+            raise ServerProblems(located)
+        raise ConfigurationError([_message(response)])
     if status == 401:
         raise ConfigurationError("the admin key was refused: pass --admin-key or set KEYLESS_ADMIN_KEY")
     mapped: dict[int, type[KeylessError]] = {404: NotFound, 409: AlreadyExists, 412: Conflict}
@@ -195,10 +198,27 @@ def call(client: AdminClient, method: str, path: str, **kwargs: Any) -> Any:
     raise TransportError(f"{method} {path} failed ({status}): {_message(response)}", retryable=status >= 500)
 
 
-def _problems(response: httpx.Response) -> list[str]:
+class ServerProblems(ConfigurationError):
+    """The server's problems with a request, as it words them; ``located`` keeps each one's
+    ``target`` (its path in a trust document, when the server names one) and what is wrong there."""
+
+    def __init__(self, details: list[tuple[str | None, str]]) -> None:
+        self.located = [
+            (target, message.removeprefix(f"<api>: {target}: ") if target else message)
+            for target, message in details
+        ]
+        super().__init__([message for _, message in details])
+
+
+def _problems(response: httpx.Response) -> list[tuple[str | None, str]]:
+    """Each detail of a Graph error body as (``target`` or None, ``message``)."""
     try:
         error = response.json().get("error", {})
     except (ValueError, AttributeError):
         return []
     details = error.get("details", []) if isinstance(error, dict) else []
-    return [str(d.get("message", "")) for d in details if isinstance(d, dict) and d.get("message")]
+    return [
+        (str(d["target"]) if d.get("target") else None, str(d.get("message", "")))
+        for d in details
+        if isinstance(d, dict) and d.get("message")
+    ]

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import typer
 
-from keyless.authority.model import FIC_AUDIENCE_DEFAULT
+from keyless.authority import FIC_AUDIENCE_DEFAULT
 from keyless.cli._common import (
     ADMIN_KEY,
     DATA_DIR,

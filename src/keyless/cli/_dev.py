@@ -13,7 +13,7 @@ from rich.console import Console
 from keyless._logging import configure_logging
 
 if TYPE_CHECKING:  # the whole stack is imported when `dev` runs, not for every CLI command
-    from keyless.dev._stack import DevStack
+    from keyless.dev import DevStack
 
 HELP = """Run the authority, the metadata emulator (playing Cloud Run) and a demo API behind the guard,
 play the seed scenario (a workload gets a token with no secret and calls the protected API; one
@@ -59,8 +59,7 @@ def dev(
     api_port: int = typer.Option(8444, "--api-port", help="HTTPS port of the guarded demo API."),
     once: bool = typer.Option(False, "--once", help="Play the scenario, then exit with its status."),
 ) -> None:
-    from keyless.dev._scenario import play
-    from keyless.dev._stack import DevPorts, run_stack
+    from keyless.dev import DevPorts, play, run_stack
 
     configure_logging("warning")
     ports = DevPorts(authority=authority_port, metadata=metadata_port, api=api_port)

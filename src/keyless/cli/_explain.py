@@ -3,7 +3,7 @@
 Three targets: a live application (``--app``, through the admin API's explain route, which uses the
 running authority's settings and key cache), the federated credentials of a real Entra application
 as ``az ad app federated-credential list`` prints them (``--fic``), or an application of a trust
-file (``--trust`` with ``--app``). The dry run itself is ``keyless.authority._explain``.
+file (``--trust`` with ``--app``). The dry run itself is ``keyless.authority.explain.dry_run``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,13 @@ from urllib.parse import quote
 
 import typer
 
-from keyless.authority._explain import Step, explain_assertion, issuer_to_fetch
-from keyless.authority._trustparse import load_trust_file
-from keyless.authority.model import FederatedIdentityCredential
+from keyless.authority import (
+    FederatedIdentityCredential,
+    Step,
+    explain_assertion,
+    issuer_to_fetch,
+    load_trust_file,
+)
 from keyless.cli._common import (
     ADMIN_KEY,
     DATA_DIR,

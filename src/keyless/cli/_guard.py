@@ -81,7 +81,7 @@ def _serve(
     from keyless._boundedhttp import server_options
     from keyless._net import bind_socket
     from keyless._workers import run_workers, serve_here
-    from keyless.guard._proxy import proxy_from_file
+    from keyless.guard import proxy_from_file
 
     _skip_missing_sniffio()
 

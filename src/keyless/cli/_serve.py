@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from keyless.authority._paths import ADMIN_KEY_FILE
+from keyless.authority import ADMIN_KEY_FILE
 
 if TYPE_CHECKING:  # the server stack is imported when `serve` runs, not for every CLI command
-    from keyless.authority.tls import TLSFiles
     from keyless.config import AuthoritySettings
+    from keyless.tls import TLSFiles
 
 HELP = """Run the token service (HTTPS by default, SQLite in the data directory).
 
@@ -41,7 +41,7 @@ def _note(message: str) -> None:
 
 
 def _tls(settings: AuthoritySettings) -> TLSFiles | None:
-    from keyless.authority.tls import ensure_local_tls, user_tls
+    from keyless.tls import ensure_local_tls, user_tls
 
     if not settings.tls:
         return None
@@ -56,8 +56,7 @@ def authority_app(settings: AuthoritySettings) -> Any:
     """The token service's application, built in each ``--workers N`` process from the parent's
     resolved settings (every flag and environment variable, as one object; the worker has already
     set up logging from them)."""
-    from keyless.authority._runtime import Authority
-    from keyless.authority.http.app import create_app
+    from keyless.authority import Authority, create_app
 
     return create_app(Authority.open(settings))
 
@@ -80,8 +79,7 @@ def serve(
     from keyless._boundedhttp import server_options
     from keyless._net import bind_socket
     from keyless._workers import run_workers, serve_here
-    from keyless.authority._runtime import Authority
-    from keyless.authority.http.app import create_app
+    from keyless.authority import Authority, create_app
     from keyless.config import load_authority_settings
 
     overrides = {
@@ -103,7 +101,7 @@ def serve(
     tls = _tls(settings)
     authority = Authority.open(settings)
     if trust is not None:
-        from keyless.authority._trustfile import apply, load_trust_file
+        from keyless.authority import apply, load_trust_file
 
         changes = apply(authority.admin, load_trust_file(trust))
         _note(f"trust file {trust}: {len(changes.changes)} change(s) applied")
@@ -139,7 +137,7 @@ def serve(
 
 def _announce(settings: AuthoritySettings, tls: TLSFiles | None) -> None:
     from keyless._logging import log_format
-    from keyless.authority.tls import trust_instructions
+    from keyless.tls import trust_instructions
 
     base = settings.base_url
     if log_format() == "json":

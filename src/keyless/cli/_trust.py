@@ -17,8 +17,8 @@ from typing import Any
 import typer
 import yaml
 
-from keyless.authority._trustparse import load_trust_file
-from keyless.authority._trustwire import localize_problems, to_wire
+from keyless.authority import load_trust_file, localize_problems, to_wire
+from keyless.cli._admin_client import ServerProblems
 from keyless.cli._common import ADMIN_KEY, DATA_DIR, JSON, URL, Target, escape, out, print_json, progress
 from keyless.errors import ConfigurationError
 
@@ -43,8 +43,8 @@ def _send(
         try:
             with progress(f"{action} {file} ({len(body['tenants'])} tenant(s)) ..."):
                 result = session.call("POST", f"/trust/resolved/{action}", params={"prune": prune}, json=body)
-        except ConfigurationError as exc:
-            raise ConfigurationError(localize_problems(exc.problems, doc)) from None
+        except ServerProblems as exc:
+            raise ConfigurationError(localize_problems(exc.located, doc)) from None
         return session.client.base_url, list(result["value"])
 
 

@@ -3,9 +3,6 @@ when it expires, and for ``keyless token --decode``. Signatures are the token en
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -18,26 +15,25 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 MAX_ASSERTION = 64 * 1024  # Entra rejects far smaller; anything bigger is not a token
 
 
-def _segment(part: str, what: str) -> dict[str, Any]:
-    if not _SEGMENT.fullmatch(part):
-        raise ValueError(f"its {what} is not base64url")
-    try:
-        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-        value = json.loads(raw)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"its {what} is not base64url-encoded JSON") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"its {what} is not a JSON object")
-    return value
-
-
 def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The header and claims of a compact JWS, **signature not checked**; ValueError says why not."""
+    """The header and claims of a compact JWS, **signature not checked**; ValueError says why not.
+
+    Stricter than ``keyless.jose.decode_unverified``, which it calls to decode: the segments must
+    be unpadded base64url, the signature present and the header must name an ``alg``.
+    """
+    from keyless.errors import MalformedToken
+    from keyless.jose import decode_unverified as decode  # cryptography is loaded on first use
+
     parts = token.split(".")
     if len(parts) != 3:
         raise ValueError(f"a JWT has three base64url parts separated by '.', this has {len(parts)}")
-    header = _segment(parts[0], "header")
-    claims = _segment(parts[1], "payload")
+    for part, what in ((parts[0], "header"), (parts[1], "payload")):
+        if not _SEGMENT.fullmatch(part):
+            raise ValueError(f"its {what} is not base64url")
+    try:
+        header, claims = decode(token)
+    except MalformedToken as exc:
+        raise ValueError(exc.reason) from None
     if not parts[2]:
         raise ValueError("it is unsigned (empty signature)")
     if not isinstance(header.get("alg"), str):

@@ -327,7 +327,8 @@ def metadata_host(environ: Mapping[str, str] | None = None) -> str:
 
 
 class MetadataServerAssertion(_HttpAssertion):
-    """A Google ID token for ``account`` from the metadata server's identity endpoint (spec B.1.3)."""
+    """A Google ID token for ``account`` from the metadata server's identity endpoint
+    (``/computeMetadata/v1/instance/service-accounts/{account}/identity``)."""
 
     _trust_env = False  # never send metadata requests through a proxy
 

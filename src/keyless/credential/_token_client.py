@@ -1,5 +1,6 @@
 """The one network call of the credential: ``POST {authority}/{tenant}/oauth2/v2.0/token`` with a
-``client_assertion`` (spec A.1), answered by Entra ID or keyless.
+``client_assertion`` (client credentials with a JWT bearer client assertion), answered by Entra ID
+or keyless.
 
 The request carries ``client_id``, ``grant_type=client_credentials``, ``client_assertion_type``
 (jwt-bearer), ``client_assertion``, ``scope`` and, when asked for, ``claims`` (the fields

@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from keyless.authority._explain import explain_assertion
+from keyless.authority import explain_assertion
 from keyless.credential import (
     ClientAssertionCredential,
     ClientAuthenticationError,

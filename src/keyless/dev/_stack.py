@@ -14,15 +14,12 @@ from pathlib import Path
 
 from keyless._net import bind_socket
 from keyless._serving import ServerThread
-from keyless.authority._runtime import Authority
-from keyless.authority._trustfile import apply, load_trust_file
-from keyless.authority.http.app import create_app
-from keyless.authority.model import FederatedIdentityCredential
-from keyless.authority.tls import TLSFiles, ensure_local_tls
+from keyless.authority import Authority, FederatedIdentityCredential, apply, create_app, load_trust_file
 from keyless.config import load_authority_settings
 from keyless.dev._blobapi import DEFAULT_POLICY, create_blob_api
 from keyless.guard import GuardConfig, GuardProxy, config_from_mapping
 from keyless.metadata import GOOGLE_ISSUER, MetadataConfig, MetadataServer
+from keyless.tls import TLSFiles, ensure_local_tls
 
 __all__ = ["DevPorts", "DevStack", "run_stack"]
 

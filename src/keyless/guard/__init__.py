@@ -18,7 +18,7 @@ from keyless.guard._gate import Gate, Outcome, bearer_token
 from keyless.guard._identity import Identity
 from keyless.guard._middleware import GuardMiddleware
 from keyless.guard._policy import Decision, Policy, Rule, load_policy, policy_from_mapping
-from keyless.guard._proxy import IDENTITY_HEADERS, GuardProxy, identity_headers
+from keyless.guard._proxy import IDENTITY_HEADERS, GuardProxy, identity_headers, proxy_from_file
 from keyless.guard._verifier import IssuerUnavailable, Verifier
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ __all__ = [
     "load_policy",
     "optional_identity",
     "policy_from_mapping",
+    "proxy_from_file",
     "require_roles",
     "require_scopes",
 ]

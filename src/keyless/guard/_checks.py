@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from keyless.errors import ClaimError, MalformedToken, UnsupportedAlgorithm
-from keyless.trust._claims import check_expiry, check_not_before
+from keyless.trust import check_expiry, check_not_before
 
 __all__ = [
     "check_algorithm",

@@ -8,31 +8,21 @@ keys like the verifier does (so it needs the network, and the same configuration
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from keyless.errors import VerificationError
-from keyless.guard._checks import (
-    check_algorithm,
-    check_audience,
-    check_expiry,
-    check_not_before,
-    check_required,
-    check_size,
-    check_subject,
-    show,
-)
-from keyless.guard._config import PRESENT
+from keyless.errors import MalformedToken, VerificationError
+from keyless.guard import _claim_steps
+from keyless.guard._checks import check_algorithm, check_size, show
+from keyless.guard._claim_steps import ClaimInput, ClaimStep
 from keyless.guard._identity import Identity, identity_from_claims
-from keyless.guard._issuers import TrustedIssuer, audience_set, check_key_issuer, check_tenant
+from keyless.guard._issuers import TrustedIssuer, audience_set
 from keyless.guard._request_safety import unsafe_path
 from keyless.guard._verifier import Verifier
-from keyless.jose import ParsedJWS, PublicKey, parse_compact, verify_signature
+from keyless.jose import ParsedJWS, PublicKey, decode_unverified, parse_compact, verify_signature
 
 __all__ = ["Explanation", "Step", "explain"]
 
@@ -81,15 +71,6 @@ def _when(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _lenient_json(segment: str) -> dict[str, Any] | None:
-    """Decode a segment without the parser's strictness, to still explain a malformed token."""
-    try:
-        value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, TypeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 class _Run:
     def __init__(self) -> None:
         self.steps: list[Step] = []
@@ -128,9 +109,10 @@ async def explain(
     if parsed is not None:
         header, payload, unverified = parsed.header, parsed.payload, ""
     else:
-        segments = token.split(".")
-        header = _lenient_json(segments[0]) if len(segments) >= 2 else None
-        payload = _lenient_json(segments[1]) if len(segments) >= 2 else None
+        try:
+            header, payload = decode_unverified(token)
+        except MalformedToken:
+            header, payload = None, None
         unverified = " (unverified: the token is malformed)"
     _algorithm(run, verifier, header)
     if payload is None:
@@ -141,9 +123,7 @@ async def explain(
     key = await _signature(run, verifier, trusted, parsed)
     if key is None:
         unverified = unverified or " (unverified: the signature was not checked)"
-    elif trusted is not None and isinstance(key.extra.get("issuer"), str):
-        _key_issuer(run, trusted, key, payload)
-    _claims(run, verifier, payload, trusted, now, unverified)
+    _claims(run, verifier, payload, trusted, key, now, unverified)
     token_ok = all(s.status == "pass" for s in run.steps)
     provisional = _provisional(payload, trusted)
     decision = None
@@ -199,14 +179,6 @@ def _issuer(run: _Run, verifier: Verifier, payload: Mapping[str, Any]) -> Truste
 
     run.check("issuer", issuer)
     return found[0] if found else None
-
-
-def _key_issuer(run: _Run, trusted: TrustedIssuer, key: PublicKey, payload: Mapping[str, Any]) -> None:
-    def key_issuer() -> str:
-        check_key_issuer(trusted, key, payload)
-        return f"the key is published for {show(key.extra.get('issuer'))}"
-
-    run.check("key issuer", key_issuer)
 
 
 def _policy(
@@ -268,52 +240,52 @@ def _claims(
     verifier: Verifier,
     payload: Mapping[str, Any],
     trusted: TrustedIssuer | None,
+    key: PublicKey | None,
     now: float,
     unverified: str,
 ) -> None:
+    """The verifier's own claim steps (``CLAIM_STEPS``), each reported."""
     config = verifier.config
-    leeway = config.leeway
     audiences = trusted.audiences if trusted is not None else audience_set(config.audiences)
+    checked = ClaimInput(payload, trusted, key, now, config.leeway, audiences, config.required_claims)
+    for step in _claim_steps.CLAIM_STEPS:
+        if step.applies(checked):
+            run.check(step.name, _describing(step, checked, unverified))
 
-    def expiry() -> str:
-        expires = check_expiry(payload, now, leeway)
-        left = expires - now
+
+def _describing(step: ClaimStep, checked: ClaimInput, unverified: str) -> Callable[[], str]:
+    def action() -> str:
+        return _described(step.name, checked, step.run(checked), unverified)
+
+    return action
+
+
+def _described(name: str, c: ClaimInput, found: Any, unverified: str) -> str:
+    """What a passed claim step found, in words."""
+    payload = c.payload
+    if name == "key issuer":
+        assert c.key is not None
+        return f"the key is published for {show(c.key.extra.get('issuer'))}"
+    if name == "expiry":
+        left = found - c.now
         state = (
             f"valid for another {left:.0f} s"
             if left >= 0
             else f"expired {-left:.0f} s ago, within the leeway"
         )
-        return f"{state} (exp {_when(expires)}, leeway {leeway:.0f} s){unverified}"
-
-    def not_before() -> str:
-        nbf = check_not_before(payload, now, leeway)
-        return (f"valid since {_when(nbf)}" if nbf is not None else "no nbf claim") + unverified
-
-    def audience() -> str:
-        check_audience(payload, audiences)
+        return f"{state} (exp {_when(found)}, leeway {c.leeway:.0f} s){unverified}"
+    if name == "not before":
+        return (f"valid since {_when(found)}" if found is not None else "no nbf claim") + unverified
+    if name == "audience":
         return f"{show(payload.get('aud'))} is one of this service's audiences{unverified}"
-
-    def tenant() -> str:
-        assert trusted is not None
-        check_tenant(trusted, payload)
-        return f"tenant {trusted.tenant_id}{unverified}"
-
-    def subject() -> str:
-        check_subject(payload)
+    if name == "tenant":
+        assert c.trusted is not None
+        return f"tenant {c.trusted.tenant_id}{unverified}"
+    if name == "subject":
         return f"sub {show(payload.get('sub'))}{unverified}"
-
-    def required() -> str:
-        check_required(payload, config.required_claims, PRESENT)
-        return ", ".join(name for name, _ in config.required_claims) + f" as required{unverified}"
-
-    run.check("expiry", expiry)
-    run.check("not before", not_before)
-    run.check("audience", audience)
-    if trusted is not None and trusted.tenant_id is not None:
-        run.check("tenant", tenant)
-    run.check("subject", subject)
-    if config.required_claims:
-        run.check("required claims", required)
+    if name == "required claims":
+        return ", ".join(claim for claim, _ in c.required) + f" as required{unverified}"
+    return f"passed{unverified}"
 
 
 def _provisional(payload: Mapping[str, Any], trusted: TrustedIssuer | None) -> Identity | None:

@@ -4,7 +4,7 @@ The guard's configuration and policy are read through a :class:`Reader`: it walk
 YAML nodes once to learn the line of every value, refuses duplicate keys (which YAML would silently
 collapse), and turns each wrong, missing or unknown option into one line of a
 :class:`~keyless.errors.ConfigurationError` raised at the end, so that every mistake shows at once.
-PyYAML is imported only when a file is actually read.
+The lines come from the one line-numbered YAML reader, ``keyless._yaml``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from keyless._yaml import LineMap, PathKey, load_yaml, located
 from keyless.errors import ConfigurationError
 
-__all__ = ["Reader", "read_yaml"]
+__all__ = ["PathKey", "Reader", "read_yaml"]
 
 T = TypeVar("T")
-PathKey = tuple[str | int, ...]
 
 
 def _render(path: PathKey) -> str:
@@ -193,22 +193,12 @@ def _kind(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
-def _walk(node: Any, path: PathKey, lines: dict[PathKey, int], problems: list[str], source: str) -> None:
-    import yaml
-
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                problems.append(f"{source}:{line}: {_render((*path, key))}: given more than once")
-            seen.add(key)
-            _walk(value_node, (*path, key), lines, problems, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, (*path, index), lines, problems, source)
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 def read_yaml(text: str, source: str) -> tuple[Any, Reader]:
@@ -216,26 +206,14 @@ def read_yaml(text: str, source: str) -> tuple[Any, Reader]:
 
     A YAML syntax error, or a key given twice, raises ``ConfigurationError`` right away.
     """
-    try:
-        import yaml
-    except ImportError:  # pragma: no cover - PyYAML comes with keyless[server]
-        raise ConfigurationError(
-            f"{source}: reading YAML needs PyYAML (pip install 'keyless[server]')"
-        ) from None
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ConfigurationError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    finally:
-        loader.dispose()
+    data = load_yaml(text, source)
     lines: dict[PathKey, int] = {}
     problems: list[str] = []
-    if node is not None:
-        _walk(node, (), lines, problems, source)
+    for path, line, value in located(data):
+        lines[path] = line
+        if isinstance(value, LineMap):
+            for key, key_line in value.duplicates:
+                problems.append(f"{source}:{key_line}: {_render((*path, str(key)))}: given more than once")
     if problems:
         raise ConfigurationError(problems)
-    return data, Reader(source, lines)
+    return _plain(data), Reader(source, lines)

@@ -1,11 +1,12 @@
 """The guard's verifier: a token in, an :class:`Identity` out, or a refusal with a code and a reason.
 
-Two steps (STYLE idea 4). First the signature: the ``alg`` must be on the allow-list and the
-``iss`` trusted *before* any key is fetched; the key set comes from the shared
-:class:`~keyless.trust.IssuerKeyCache` (max age, one refetch per cooldown on an unknown ``kid``,
-single flight, last good set while the issuer is down). Then the claims, against a clock passed in
-(``now=``). A token that passed is remembered (by its SHA-256, until its ``exp``) so that the next
-request with it costs a hash and a dict lookup.
+Two steps, as ``keyless.jose`` verifies: signature, then claims. First the signature: the
+``alg`` must be on the allow-list and the ``iss`` trusted *before* any key is fetched; the key set
+comes from the shared :class:`~keyless.trust.IssuerKeyCache` (max age, one refetch per cooldown on
+an unknown ``kid``, single flight, last good set while the issuer is down). Then the claims
+(``CLAIM_STEPS``, shared with ``explain``), against a clock passed in (``now=``). A token that
+passed is remembered (by its SHA-256, until its ``exp``) so that the next request with it costs a
+hash and a dict lookup.
 
 Imports nothing from the server packages: usable from any asyncio program.
 """
@@ -23,25 +24,13 @@ from typing import Any
 import httpx
 
 from keyless.errors import MalformedToken, TransportError, VerificationError
+from keyless.guard import _claim_steps
 from keyless.guard._cache import TokenCache
-from keyless.guard._checks import (
-    check_algorithm,
-    check_audience,
-    check_expiry,
-    check_not_before,
-    check_required,
-    check_size,
-    check_subject,
-)
-from keyless.guard._config import PRESENT, GuardConfig, load_config
+from keyless.guard._checks import check_algorithm, check_size
+from keyless.guard._claim_steps import ClaimInput, ClaimRun, ClaimStep, key_names_issuer
+from keyless.guard._config import GuardConfig, load_config
 from keyless.guard._identity import Identity, identity_from_claims
-from keyless.guard._issuers import (
-    IssuerRegistry,
-    KeySource,
-    TrustedIssuer,
-    check_key_issuer,
-    check_tenant,
-)
+from keyless.guard._issuers import IssuerRegistry, KeySource, TrustedIssuer
 from keyless.jose import KeySet, PublicKey, parse_compact, verify_signature
 from keyless.trust import IssuerKeyCache, RemoteKeySet
 
@@ -122,6 +111,8 @@ class Verifier:
         # The key set last served per source, and until when to use it without asking the cache.
         self._fresh: dict[KeySource, tuple[KeySet, float]] = {}
         self.token_cache = TokenCache(config.token_cache_size) if config.token_cache_size > 0 else None
+        # The claim steps that apply, per (issuer has a tenant, key names its issuer).
+        self._applicable: dict[tuple[bool, bool], tuple[tuple[ClaimStep, ...], tuple[ClaimRun, ...]]] = {}
 
     def now(self) -> float:
         """The verifier's clock (wall-clock seconds)."""
@@ -226,16 +217,20 @@ class Verifier:
     def check_claims_in_order(
         self, payload: Any, trusted: TrustedIssuer, key: PublicKey, now: float
     ) -> Identity:
-        """Every claim check, one after another in the documented order."""
-        check_key_issuer(trusted, key, payload)
-        expires = check_expiry(payload, now, self._leeway)
-        check_not_before(payload, now, self._leeway)
-        check_audience(payload, trusted.audiences)
-        check_tenant(trusted, payload)
-        check_subject(payload)
-        if self._required:
-            check_required(payload, self._required, PRESENT)
-        return identity_from_claims(payload, kind=trusted.kind, expires=expires)
+        """Every claim check, one after another in the order of ``CLAIM_STEPS``.
+
+        Which steps apply depends only on the issuer, the key and the configuration, so that is
+        decided once per kind of (issuer, key), and again if ``CLAIM_STEPS`` is replaced."""
+        checked = ClaimInput(payload, trusted, key, now, self._leeway, trusted.audiences, self._required)
+        steps = _claim_steps.CLAIM_STEPS
+        kind = (trusted.tenant_id is not None, key_names_issuer(key))
+        cached = self._applicable.get(kind)
+        if cached is None or cached[0] is not steps:
+            cached = (steps, tuple(s.run for s in steps if s.applies(checked)))
+            self._applicable[kind] = cached
+        for run in cached[1]:
+            run(checked)
+        return identity_from_claims(payload, kind=trusted.kind, expires=checked.expires)
 
     # -- life cycle --------------------------------------------------------------------------------
 

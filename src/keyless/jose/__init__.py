@@ -11,6 +11,7 @@ from keyless.jose._jws import (
 )
 from keyless.jose._keys import KeySet, PublicKey, Signer, SignerAlg
 from keyless.jose._sealing import KeyEncryptionKey
+from keyless.jose._unverified import decode_unverified
 from keyless.jose._x509 import b64url, load_certificate, x5t_sha1, x5t_sha256
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Signer",
     "SignerAlg",
     "b64url",
+    "decode_unverified",
     "encode_jwt",
     "load_certificate",
     "parse_compact",

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import yaml
-
+from keyless._yaml import load_yaml
 from keyless.errors import ConfigurationError
 
 __all__ = [
@@ -291,11 +290,10 @@ def _parse(raw: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
 
 def _read_yaml(path: Path) -> Mapping[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{path}: not valid YAML ({exc})") from None
+    raw = load_yaml(text, str(path))
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):

@@ -194,7 +194,8 @@ class MetadataIssuer:
         licenses: bool = False,
         now: float | None = None,
     ) -> dict[str, Any]:
-        """The claim set of spec B.2; ``full`` adds ``google.compute_engine`` (licenses on request)."""
+        """The claims of a Google Compute Engine identity token; ``full`` adds
+        ``google.compute_engine`` (licenses on request)."""
         iat = int(self.clock() if now is None else now)
         claims: dict[str, Any] = {
             "aud": audience,

@@ -1,6 +1,6 @@
 """Remote issuers: OIDC discovery, a cached and rate-limited JWKS fetch, remote signature checks."""
 
-from keyless.trust._claims import TimeWindow, check_time_window, entra_time
+from keyless.trust._claims import TimeWindow, check_expiry, check_not_before, check_time_window, entra_time
 from keyless.trust._discovery import WELL_KNOWN_PATH, ProviderMetadata, discover, discovery_url_for
 from keyless.trust._fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, JsonFetcher, check_fetch_url
 from keyless.trust._keycache import (
@@ -22,7 +22,9 @@ __all__ = [
     "ProviderMetadata",
     "RemoteKeySet",
     "TimeWindow",
+    "check_expiry",
     "check_fetch_url",
+    "check_not_before",
     "check_time_window",
     "discover",
     "discovery_url_for",

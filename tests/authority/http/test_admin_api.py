@@ -15,9 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from keyless.authority._runtime import Authority
-from keyless.authority._secrets import secret_matches
-from keyless.authority.http._admin_api import create_admin_api
+from keyless.authority._service import Authority
+from keyless.authority.directory.secrets import secret_matches
+from keyless.authority.http.admin import create_admin_api
 from keyless.authority.http.app import create_app
 from keyless.config import load_authority_settings
 from keyless.jose._x509 import self_signed_certificate
@@ -336,9 +336,11 @@ async def test_application_input_rules(client: httpx.AsyncClient) -> None:
 
     _error(await client.post(url, json={"displayName": "b", "appId": APP_ID}), 409, "Conflict")
     taken = await client.post(url, json={"displayName": "b", "identifierUris": ["api://shared/"]})
-    assert _error(taken, 400, "Request_BadRequest")["message"] == (
+    message = _error(taken, 400, "Request_BadRequest")["message"]
+    assert message.startswith(
         "Another object with the same value for property identifierUris already exists."
     )
+    assert "'b'" in message and "'a'" in message  # names the application and the owner
     disagree = await client.post(
         url,
         json={

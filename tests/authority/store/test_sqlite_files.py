@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from keyless.authority._runtime import Authority
+from keyless.authority._service import Authority
 from keyless.config import load_authority_settings
 
 

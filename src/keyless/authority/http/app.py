@@ -17,9 +17,9 @@ from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
 from keyless._logging import configure_logging
-from keyless.authority._runtime import Authority
-from keyless.authority.http._errors import json_response
-from keyless.authority.http._protocol import protocol_routes, token_v1, token_v2
+from keyless.authority._service import Authority
+from keyless.authority.http.errors import json_response
+from keyless.authority.http.protocol import protocol_routes, token_v1, token_v2
 from keyless.config import load_authority_settings
 
 __all__ = ["app_from_env", "create_app"]
@@ -75,8 +75,8 @@ class TokenFastPath:
 
 
 def create_app(authority: Authority, *, background: bool = True) -> TokenFastPath:
-    from keyless.authority.http._admin_api import create_admin_api, graph_error
-    from keyless.authority.http._admin_gate import AdminGate
+    from keyless.authority.http.admin import create_admin_api, graph_error
+    from keyless.authority.http.admin.gate import AdminGate
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -15,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
-from keyless.authority.store._sql import create_store_engine
+from keyless.authority.store._engine import create_store_engine
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "upgrade_to_head"]
 

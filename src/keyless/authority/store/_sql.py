@@ -7,23 +7,17 @@ or ``NotFound`` (missing parent). Row <-> object translation lives in ``_mapping
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Engine,
     Table,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     or_,
@@ -31,10 +25,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, RowMapping, make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.sql.dml import ReturningInsert
 
 from keyless.authority.model import (
@@ -49,6 +41,8 @@ from keyless.authority.model import (
     Tenant,
 )
 from keyless.authority.store import _mapping as m
+from keyless.authority.store._engine import create_store_engine, enable_sqlite_pragmas
+from keyless.authority.store._migrate import upgrade_to_head
 from keyless.authority.store._protocol import StoreSnapshot
 from keyless.authority.store._tables import (
     admin_keys,
@@ -79,81 +73,12 @@ T = TypeVar("T")
 Versioned = TypeVar("Versioned", Tenant, Application, FederatedIdentityCredential, SigningKeyRecord)
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
-SQLITE_BUSY_TIMEOUT_MS = 5000
 
 # SQLite extended result codes (sqlite3.SQLITE_CONSTRAINT_*), and PostgreSQL SQLSTATEs.
 _SQLITE_UNIQUE = {1555, 2067}  # PRIMARYKEY, UNIQUE
 _SQLITE_FOREIGN_KEY = 787
 _PG_UNIQUE = "23505"
 _PG_FOREIGN_KEY = "23503"
-
-
-# -- engines -------------------------------------------------------------------------------------
-
-
-def create_store_engine(url: str) -> Engine:
-    """An engine for ``url`` set up the way ``SqlStore`` needs (SQLite pragmas, pool checks)."""
-    parsed = make_url(url)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")  # the driver keyless depends on
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
-    in_memory = parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed)
-    if not in_memory and parsed.database is not None and not parsed.database.startswith("file:"):
-        _private_sqlite_files(Path(parsed.database))
-    engine = create_engine(
-        parsed,
-        connect_args={"check_same_thread": False},
-        # One shared connection, or every checkout would see its own empty in-memory database.
-        poolclass=StaticPool if in_memory else None,
-    )
-    enable_sqlite_pragmas(engine)
-    return engine
-
-
-def _private_sqlite_files(database: Path) -> None:
-    """Create the database file 0600 before SQLite does (SQLite gives its -wal and -shm files the
-    database file's mode), and tighten an existing database and its companions to 0600."""
-    if not database.exists() and database.parent.is_dir():
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    for path in (
-        database,
-        database.with_name(database.name + "-wal"),
-        database.with_name(database.name + "-shm"),
-    ):
-        with contextlib.suppress(OSError):
-            if path.stat().st_mode & 0o077:
-                os.chmod(path, 0o600)
-
-
-def _on_sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        _switch_to_wal(cursor)
-    finally:
-        cursor.close()
-
-
-def _switch_to_wal(cursor: DBAPICursor) -> None:
-    """Enter WAL mode (persistent in the file). The switch ignores busy_timeout, so retry it."""
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def enable_sqlite_pragmas(engine: Engine) -> None:
-    """Turn on foreign keys, WAL and a busy timeout for every new connection of ``engine``."""
-    if not event.contains(engine, "connect", _on_sqlite_connect):
-        event.listen(engine, "connect", _on_sqlite_connect)
 
 
 # -- error translation ---------------------------------------------------------------------------
@@ -199,8 +124,6 @@ class SqlStore:
         """A store on ``url``; ``migrate`` brings the schema up to date first."""
         engine = create_store_engine(url)
         if migrate:
-            from keyless.authority.store._migrate import upgrade_to_head  # imports this module
-
             upgrade_to_head(engine)
         return cls(engine)
 

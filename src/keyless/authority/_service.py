@@ -1,0 +1,171 @@
+"""The running authority: wires settings, store, keys, the directory cache, remote issuer keys and
+the token service together, and runs the background work (cache polling, key housekeeping)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio.to_thread
+import httpx
+
+from keyless.authority._paths import ADMIN_KEY_FILE, URL_FILE
+from keyless.authority.directory.admin import DirectoryAdmin
+from keyless.authority.directory.refusals import RefusalLog
+from keyless.authority.directory.signing import KeyManager
+from keyless.authority.directory.snapshot import Directory, DirectoryCache
+from keyless.authority.model import AdminKey, new_id
+from keyless.authority.store import RedisOneTimeUse, SqlStore, Store
+from keyless.authority.token.client_auth import ClientAuthenticator, ClientAuthPolicy, OneTimeUse
+from keyless.authority.token.client_credentials import TokenService
+from keyless.config import AuthoritySettings
+from keyless.jose import KeyEncryptionKey
+from keyless.trust import IssuerKeyCache
+
+__all__ = ["ADMIN_KEY_FILE", "URL_FILE", "Authority", "admin_key_matches"]
+
+log = logging.getLogger("keyless.authority")
+
+HOUSEKEEPING_INTERVAL = 30.0
+
+
+def _hash_admin_key(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8")).digest()
+
+
+def admin_key_matches(value: str, keys: list[AdminKey]) -> bool:
+    digest = _hash_admin_key(value)
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(digest, key.key_hash)
+    return found
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+class Authority:
+    """Everything one server process needs; ``open()`` it, then serve ``directory()`` and ``tokens``."""
+
+    def __init__(
+        self,
+        settings: AuthoritySettings,
+        store: Store,
+        kek: KeyEncryptionKey,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.keys = KeyManager(store, kek, max_token_lifetime=settings.token_lifetime_max)
+        delay = settings.key_publish_delay
+        # Settle signing keys (promotions, retirements) before the first snapshot is built.
+        DirectoryAdmin(store, self.keys, None, key_publish_delay=delay, clock=clock).housekeeping()
+        self.cache = DirectoryCache(store, self.keys, clock=clock)
+        self.admin = DirectoryAdmin(store, self.keys, self.cache, key_publish_delay=delay, clock=clock)
+        self._http = httpx.AsyncClient(timeout=settings.http_timeout, follow_redirects=False)
+        self.issuer_keys = IssuerKeyCache(
+            client=self._http,
+            max_age=settings.jwks_max_age,
+            min_refresh_interval=settings.jwks_refresh_cooldown,
+            timeout=settings.http_timeout,
+            allow_http_loopback=settings.allow_http_loopback_issuers,
+        )
+        self._once: OneTimeUse = RedisOneTimeUse(settings.redis_url) if settings.redis_url else store
+        self.refusals = RefusalLog(store)
+        policy = ClientAuthPolicy(
+            leeway=settings.assertion_leeway,
+            assertion_algorithms=frozenset(settings.assertion_algorithms),
+            issuer_overrides=dict(settings.issuer_overrides),
+            own_issuer_prefix=settings.base_url + "/",
+            max_assertion_lifetime=settings.max_assertion_lifetime,
+        )
+        authenticator = ClientAuthenticator(policy, self.issuer_keys, self._once, clock)
+        self.tokens = TokenService(
+            authenticator=authenticator,
+            base_url=settings.base_url,
+            lifetime=(settings.token_lifetime_min, settings.token_lifetime_max),
+            clock=clock,
+        )
+
+    @classmethod
+    def open(cls, settings: AuthoritySettings) -> Authority:
+        """Open the store (migrating it), the key-encryption key, and bootstrap the admin credential."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(settings.data_dir, 0o700)
+        kek = (
+            KeyEncryptionKey.from_base64(settings.kek.get_secret_value())
+            if settings.kek
+            else KeyEncryptionKey.load_or_create(settings.data_dir / "kek.key")
+        )
+        store = SqlStore.from_url(settings.database, migrate=True)
+        authority = cls(settings, store, kek)
+        authority.bootstrap_admin_key()
+        (settings.data_dir / URL_FILE).write_text(settings.base_url + "\n")
+        for warning in settings.development_warnings():
+            log.warning("!!! %s", warning)
+        return authority
+
+    def directory(self) -> Directory:
+        return self.cache.current
+
+    # -- admin credential ------------------------------------------------------------------------------
+    def bootstrap_admin_key(self) -> Path | None:
+        """On first start, create an admin key and write it 0600 into the data directory."""
+        path = self.settings.data_dir / ADMIN_KEY_FILE
+        if self.store.list_admin_keys():
+            return None
+        value = "kla_" + secrets.token_urlsafe(32)
+        self.store.add_admin_key(
+            AdminKey(
+                id=new_id(),
+                display_name="bootstrap",
+                key_hash=_hash_admin_key(value),
+                created_at=self.clock(),
+            )
+        )
+        _write_private(path, value + "\n")
+        log.info("admin key written to %s (mode 0600)", path)
+        return path
+
+    def check_admin_key(self, value: str) -> bool:
+        return admin_key_matches(value, self.store.list_admin_keys())
+
+    # -- background work -------------------------------------------------------------------------------
+    async def run_background(self) -> None:
+        """Poll the store for changes and keep signing keys moving through their lifecycle."""
+        last_housekeeping = 0.0
+        while True:
+            await asyncio.sleep(self.settings.cache_poll_interval)
+            try:
+                await anyio.to_thread.run_sync(self.cache.refresh)
+                if len(self.refusals):
+                    await anyio.to_thread.run_sync(self.refusals.flush)
+                if time.monotonic() - last_housekeeping > HOUSEKEEPING_INTERVAL:
+                    last_housekeeping = time.monotonic()
+                    await anyio.to_thread.run_sync(self.admin.housekeeping)
+            except Exception:  # keep serving from the last snapshot whatever the store does
+                log.exception("background refresh failed; serving the last directory snapshot")
+
+    async def aclose(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.refusals.flush)
+        except Exception:  # the audit log has them; closing goes on
+            log.exception("could not write the last refusals to the store")
+        await self.issuer_keys.aclose()
+        await self._http.aclose()
+        self.store.close()

@@ -1,1 +1,0 @@
-"""Grant types of the token endpoint (client_credentials)."""

@@ -1,0 +1,104 @@
+"""Admin routes that say why a client was (or would be) refused: the ``explain`` dry run of a
+federated assertion against a live application, and the recent refusals of a tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from keyless.authority.directory.admin import DirectoryAdmin
+from keyless.authority.explain.dry_run import explain_assertion, issuer_to_fetch
+from keyless.authority.http.admin.common import (
+    APP,
+    TENANT,
+    Admin,
+    Json,
+    app_or_404,
+    authority_of,
+    require_admin,
+    tenant_or_404,
+    value_list,
+)
+from keyless.authority.model import Application, FederatedIdentityCredential
+from keyless.errors import MalformedToken, TransportError
+from keyless.jose import DEFAULT_MAX_TOKEN, KeySet, decode_unverified
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1.0", dependencies=[Depends(require_admin)])
+
+
+class ExplainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    assertion: Annotated[
+        str, Field(min_length=1, max_length=DEFAULT_MAX_TOKEN, description="The client assertion (a JWT)")
+    ]
+
+
+def _live_app(
+    admin: DirectoryAdmin, tenant: str, app: str
+) -> tuple[Application, list[FederatedIdentityCredential]]:
+    found = app_or_404(admin, tenant, app)
+    return found, admin.list_fics(found)
+
+
+@router.post(APP + "/explain", tags=["explain"])
+async def explain(request: Request, tenant: str, app: str, body: ExplainIn) -> Json:
+    """Dry-run the token endpoint's federated-assertion check against this application, step by step,
+    with the AADSTS code it would answer and the fix. Nothing is recorded or consumed. The issuer's
+    keys are fetched (through the same cache as the token endpoint) only when a credential of the
+    application names the assertion's issuer."""
+    authority = authority_of(request)
+    settings = authority.settings
+    found, fics = await anyio.to_thread.run_sync(_live_app, authority.admin, tenant, app)
+    keys: KeySet | None = None
+    key_error: str | None = None
+    issuer = issuer_to_fetch(body.assertion, fics)
+    if issuer is not None:
+        try:
+            kid = decode_unverified(body.assertion)[0].get("kid")
+            keys = await authority.issuer_keys.get(
+                issuer,
+                kid if isinstance(kid, str) else None,
+                discovery_url=settings.issuer_overrides.get(issuer),
+            )
+        except TransportError as exc:
+            key_error = str(exc)
+        except MalformedToken:
+            pass
+    explanation = explain_assertion(
+        body.assertion,
+        fics,
+        now=authority.clock(),
+        keys=keys,
+        key_error=key_error,
+        leeway=settings.assertion_leeway,
+        algorithms=frozenset(settings.assertion_algorithms),
+        own_issuer_prefix=settings.base_url + "/",
+        app=found.app_id,
+        tenant=tenant,
+    )
+    return {
+        "application": {"appId": found.app_id, "displayName": found.display_name},
+        **explanation.to_json(),
+    }
+
+
+@router.get(TENANT + "/refusals", tags=["explain"])
+def refusals(
+    request: Request,
+    admin: Admin,
+    tenant: str,
+    top: Annotated[int, Query(ge=1, le=1000, alias="$top", description="How many, newest first")] = 100,
+) -> Json:
+    """The tenant's recent token-endpoint refusals with their full reason, from every server process
+    and node sharing the store (the newest 10,000; the audit log ``keyless.audit`` is the durable
+    record)."""
+    found = tenant_or_404(admin, tenant)
+    refs = [found.id, *found.domains]
+    found_refusals = authority_of(request).refusals.recent(refs, limit=top)
+    return value_list([r.to_json() for r in found_refusals])

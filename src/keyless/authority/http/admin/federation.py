@@ -1,0 +1,211 @@
+"""Admin routes for federation and authorization: federated identity credentials, app role
+assignments, signing keys, and trust documents (plan, apply, export)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+
+from keyless.authority.directory.admin import DirectoryAdmin
+from keyless.authority.http.admin import graph_json as gj
+from keyless.authority.http.admin.common import (
+    FICS,
+    NO_CONTENT,
+    TENANT,
+    Admin,
+    IfMatch,
+    Json,
+    app_or_404,
+    check_version,
+    no_content,
+    require_admin,
+    set_etag,
+    tenant_or_404,
+    value_list,
+)
+from keyless.authority.http.admin.models import (
+    AssignmentIn,
+    FicCreate,
+    FicPatch,
+    RotateIn,
+    changes,
+    check_read_only,
+)
+from keyless.authority.model import Application, AppRole, FederatedIdentityCredential, Tenant
+from keyless.authority.trustfile import reconcile as trust
+from keyless.errors import ConfigurationError, NotFound
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1.0", dependencies=[Depends(require_admin)])
+
+
+# -- federated identity credentials -------------------------------------------------------------------
+
+
+def _fic_created(request: Request, app: Application, fic: FederatedIdentityCredential) -> Json:
+    entity = f"applications('{app.object_id}')/federatedIdentityCredentials/$entity"
+    mount = request.scope.get("root_path", "")  # "/admin" when mounted in the authority's app
+    context = f"{request.url.scheme}://{request.url.netloc}{mount}/v1.0/$metadata#{entity}"
+    return {"@odata.context": context, **gj.fic_json(fic)}
+
+
+@router.get(FICS, tags=["federatedIdentityCredentials"])
+def list_fics(admin: Admin, tenant: str, app: str) -> Json:
+    found = app_or_404(admin, tenant, app)
+    return value_list([gj.fic_json(f) for f in admin.list_fics(found)])
+
+
+@router.post(FICS, status_code=201, tags=["federatedIdentityCredentials"])
+def create_fic(request: Request, admin: Admin, tenant: str, app: str, body: FicCreate) -> Json:
+    found = app_or_404(admin, tenant, app)
+    fic = admin.create_fic(
+        found,
+        name=body.name,
+        issuer=body.issuer,
+        subject=body.subject,
+        audiences=body.audiences,
+        description=body.description,
+    )
+    return _fic_created(request, found, fic)
+
+
+@router.get(FICS + "/{fic}", tags=["federatedIdentityCredentials"])
+def get_fic(admin: Admin, tenant: str, app: str, fic: str, response: Response) -> Json:
+    found = admin.find_fic(app_or_404(admin, tenant, app), fic)
+    set_etag(response, found.version)
+    return gj.fic_json(found)
+
+
+@router.patch(FICS + "/{fic}", tags=["federatedIdentityCredentials"], **NO_CONTENT)
+def update_fic(
+    admin: Admin, tenant: str, app: str, fic: str, body: FicPatch, if_match: IfMatch = None
+) -> Response:
+    owner = app_or_404(admin, tenant, app)
+    current = admin.find_fic(owner, fic)
+    check_version(if_match, current.version)
+    check_read_only([("id", body.id, current.id)])
+    if body.name is not None and body.name != current.name:
+        raise ConfigurationError("name is immutable: create a new federated identity credential instead.")
+    given = changes(body, nullable=("description", "odata_type"))
+    fields = {k: v for k, v in given.items() if k in ("issuer", "subject", "description")}
+    if "audiences" in given:
+        fields["audiences"] = tuple(given["audiences"])
+    wanted = dataclasses.replace(current, **fields)
+    updated = admin.update_fic(wanted)
+    return no_content(updated.version)
+
+
+@router.delete(FICS + "/{fic}", tags=["federatedIdentityCredentials"], **NO_CONTENT)
+def delete_fic(admin: Admin, tenant: str, app: str, fic: str) -> Response:
+    admin.delete_fic(app_or_404(admin, tenant, app), fic)
+    return no_content()
+
+
+# -- app role assignments -----------------------------------------------------------------------------
+
+
+def _assignment_parties(
+    admin: DirectoryAdmin, tenant: Tenant, body: AssignmentIn
+) -> tuple[Application, Application, AppRole]:
+    graph = (body.principal_id, body.resource_id, body.app_role_id)
+    friendly = (body.client, body.resource, body.app_role)
+    apps = admin.list_applications(tenant.id)
+    if all(graph) and not any(friendly):
+        by_sp = {a.service_principal_id: a for a in apps}
+        client, resource = by_sp.get(graph[0] or ""), by_sp.get(graph[1] or "")
+        role_ref, client_ref, resource_ref = graph[2] or "", graph[0], graph[1]
+    elif all(friendly) and not any(graph):
+        client, resource = (_find_or_none(admin, tenant, ref or "") for ref in friendly[:2])
+        role_ref, client_ref, resource_ref = friendly[2] or "", friendly[0], friendly[1]
+    else:
+        raise ConfigurationError(
+            "Give either principalId, resourceId and appRoleId, or client, resource and appRole."
+        )
+    problems = [
+        f"{what} '{ref}' is not an application of this tenant."
+        for what, ref, app in (("Client", client_ref, client), ("Resource", resource_ref, resource))
+        if app is None
+    ]
+    if problems:
+        raise ConfigurationError(problems)
+    assert client is not None
+    assert resource is not None
+    role = next((r for r in resource.app_roles if role_ref in (r.id, r.value)), None)
+    if role is None:
+        raise ConfigurationError(
+            f"Permission being assigned was not found on application '{resource.app_id}'."
+        )
+    return client, resource, role
+
+
+def _find_or_none(admin: DirectoryAdmin, tenant: Tenant, ref: str) -> Application | None:
+    try:
+        return admin.find_application(tenant.id, ref)
+    except NotFound:
+        return None
+
+
+@router.get(TENANT + "/appRoleAssignments", tags=["appRoleAssignments"])
+def list_assignments(admin: Admin, tenant: str) -> Json:
+    found = tenant_or_404(admin, tenant)
+    by_sp = {a.service_principal_id: a for a in admin.list_applications(found.id)}
+    return value_list([gj.assignment_json(a, by_sp) for a in admin.list_role_assignments(found.id)])
+
+
+@router.post(TENANT + "/appRoleAssignments", status_code=201, tags=["appRoleAssignments"])
+def create_assignment(admin: Admin, tenant: str, body: AssignmentIn) -> Json:
+    found = tenant_or_404(admin, tenant)
+    client, resource, role = _assignment_parties(admin, found, body)
+    assignment = admin.assign_role(client, resource, role.id)
+    by_sp = {a.service_principal_id: a for a in (client, resource)}
+    return gj.assignment_json(assignment, by_sp)
+
+
+@router.delete(TENANT + "/appRoleAssignments/{assignment}", tags=["appRoleAssignments"], **NO_CONTENT)
+def delete_assignment(admin: Admin, tenant: str, assignment: str) -> Response:
+    found = tenant_or_404(admin, tenant)
+    admin.unassign_role(assignment.lower(), found)
+    return no_content()
+
+
+# -- signing keys -------------------------------------------------------------------------------------
+
+
+@router.get(TENANT + "/signingKeys", tags=["signingKeys"])
+def list_signing_keys(admin: Admin, tenant: str) -> Json:
+    return value_list([gj.signing_key_json(k) for k in admin.signing_keys(tenant_or_404(admin, tenant).id)])
+
+
+@router.post(TENANT + "/signingKeys/rotate", status_code=201, tags=["signingKeys"])
+def rotate_signing_key(admin: Admin, tenant: str, body: Annotated[RotateIn | None, Body()] = None) -> Json:
+    """Add a key, published now, that starts signing after ``publishDelaySeconds`` (default: the setting)."""
+    delay = body.publish_delay_seconds if body else None
+    return gj.signing_key_json(admin.rotate_keys(tenant_or_404(admin, tenant).id, publish_delay=delay))
+
+
+# -- trust documents ----------------------------------------------------------------------------------
+
+TrustBody = Annotated[
+    dict[str, Any],
+    Body(description="A trust document (the YAML trust file's structure, as JSON); secrets only as hint"),
+]
+
+
+@router.post("/trust/plan", tags=["trust"])
+def plan_trust(admin: Admin, document: TrustBody, prune: bool = False) -> Json:
+    return trust.plan(admin, trust.parse_trust_document(document), prune=prune).to_json()
+
+
+@router.post("/trust/apply", tags=["trust"])
+def apply_trust(admin: Admin, document: TrustBody, prune: bool = False) -> Json:
+    return trust.apply(admin, trust.parse_trust_document(document), prune=prune).to_json()
+
+
+@router.get("/trust/export", tags=["trust"])
+def export_trust(admin: Admin, tenant: Annotated[list[str] | None, Query()] = None) -> Json:
+    """The store as a trust document: secrets only as ``hint``, certificates inline as PEM."""
+    ids = [tenant_or_404(admin, t).id for t in tenant] if tenant else None
+    return trust.export(admin, ids)

@@ -1,0 +1,249 @@
+"""The Microsoft identity platform's protocol endpoints (token, discovery, keys, instance discovery;
+see docs/authority.md) as plain Starlette routes.
+
+FastAPI is kept for the admin API only: its form parsing halves the token endpoint's throughput.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from keyless.authority.directory.recordable import MAX_PATH, identifier, printable
+from keyless.authority.directory.rules import is_guid
+from keyless.authority.http.errors import NO_STORE, json_response, oauth_error_response
+from keyless.authority.http.forms import read_basic_auth, read_form
+from keyless.authority.model import Refusal
+from keyless.authority.token.aadsts import refuse
+from keyless.authority.token.client_credentials import TokenRequest
+from keyless.authority.token.minting import v1_issuer, v2_issuer
+from keyless.authority.token.tenants import MULTI_TENANT, is_tenant_ref, resolve_tenant
+from keyless.errors import OAuthError
+
+if TYPE_CHECKING:
+    from keyless.authority._service import Authority
+
+__all__ = ["protocol_routes"]
+
+audit = logging.getLogger("keyless.audit")
+
+DISCOVERY_HEADERS = {"Cache-Control": "max-age=86400, private", "Access-Control-Allow-Origin": "*"}
+
+
+def _authority(request: Request) -> Authority:
+    authority: Authority = request.app.state.authority
+    return authority
+
+
+def _refused(
+    exc: OAuthError, request: Request, *, detailed: bool = False, client_id: str | None = None
+) -> Response:
+    """The error response, with the audit line and the admins' refusal record. Nothing of the
+    request is recorded verbatim (``directory.recordable``): unvalidated ids become fingerprints,
+    control characters are escaped, every value is bounded."""
+    reply = oauth_error_response(exc, request, detailed=detailed)
+    raw_tenant: str = request.path_params.get("tenant", "")
+    tenant = identifier(raw_tenant, is_tenant_ref) or ""
+    client = identifier(client_id, is_guid)
+    unvalidated = [v for v, kept in ((raw_tenant, tenant), (client_id, client)) if v and v != kept]
+    reason = printable(reply.reason, hide=unvalidated)
+    path = printable(request.url.path, hide=unvalidated, limit=MAX_PATH)
+    audit.warning(
+        "refused AADSTS%s %s tenant=%s client=%s trace_id=%s correlation_id=%s reason=%s",
+        exc.aadsts,
+        path,
+        tenant,
+        client,
+        reply.trace_id,
+        reply.correlation_id,
+        reason,
+    )
+    _authority(request).refusals.record(
+        Refusal(
+            reply.at,
+            exc.aadsts,
+            exc.error,
+            tenant,
+            client,
+            reason,
+            reply.trace_id,
+            reply.correlation_id,
+            path,
+        )
+    )
+    return reply.response
+
+
+# -- token endpoints -----------------------------------------------------------------------------------
+async def _token(request: Request, version: Literal[1, 2]) -> Response:
+    authority = _authority(request)
+    tenant_ref = request.path_params["tenant"]
+    detailed = False
+    client_id: str | None = None  # for the admins' record of refusals
+    try:
+        if request.method != "POST":
+            raise refuse(900561, method="POST", received=request.method)
+        tenant = resolve_tenant(authority.directory(), tenant_ref)
+        detailed = tenant.tenant.detailed_errors
+        form = await read_form(request, authority.settings.max_form_bytes)
+        client_id = form.get("client_id")
+        token_request = TokenRequest(
+            tenant=tenant,
+            endpoint_version=version,
+            form=form,
+            basic=read_basic_auth(request),
+        )
+        result = await authority.tokens.issue(token_request)
+    except OAuthError as exc:
+        return _refused(exc, request, detailed=detailed, client_id=client_id)
+    return json_response(result.body, 200, NO_STORE)
+
+
+async def token_v2(request: Request) -> Response:
+    return await _token(request, 2)
+
+
+async def token_v1(request: Request) -> Response:
+    return await _token(request, 1)
+
+
+# -- discovery and keys ---------------------------------------------------------------------------------
+def _tenant_for_metadata(request: Request) -> str:
+    """The tenant GUID for a metadata request, or the ``{tenantid}`` template for /common & co."""
+    ref = request.path_params["tenant"]
+    if not is_tenant_ref(ref):
+        raise refuse(900023, tenant=ref)
+    if ref.lower() in MULTI_TENANT:
+        return "{tenantid}"
+    return resolve_tenant(_authority(request).directory(), ref).id
+
+
+def _discovery_document(base: str, tid: str, version: Literal[1, 2]) -> dict[str, Any]:
+    v = "/v2.0" if version == 2 else ""
+    issuer = v2_issuer(base, tid) if version == 2 else v1_issuer(base, tid)
+    return {
+        "token_endpoint": f"{base}/{tid}/oauth2{v}/token",
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_post",
+            "private_key_jwt",
+            "client_secret_basic",
+        ],
+        "jwks_uri": f"{base}/{tid}/discovery{v}/keys",
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": issuer,
+        "request_uri_parameter_supported": False,
+        "authorization_endpoint": f"{base}/{tid}/oauth2{v}/authorize",
+        "device_authorization_endpoint": f"{base}/{tid}/oauth2{v}/devicecode",
+        "end_session_endpoint": f"{base}/{tid}/oauth2{v}/logout",
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "nbf",
+            "tid",
+            "ver",
+            "roles",
+            "appid",
+            "azp",
+            "oid",
+        ],
+        "tenant_region_scope": "WW",
+        "cloud_instance_name": urlsplit(base).netloc,
+        "grant_types_supported": ["client_credentials"],
+    }
+
+
+async def _discovery(request: Request, version: Literal[1, 2]) -> Response:
+    try:
+        tid = _tenant_for_metadata(request)
+    except OAuthError as exc:
+        return _refused(exc, request)
+    base = _authority(request).settings.base_url
+    return json_response(_discovery_document(base, tid, version), 200, DISCOVERY_HEADERS)
+
+
+async def discovery_v2(request: Request) -> Response:
+    return await _discovery(request, 2)
+
+
+async def discovery_v1(request: Request) -> Response:
+    return await _discovery(request, 1)
+
+
+async def _keys(request: Request, version: Literal[1, 2]) -> Response:
+    authority = _authority(request)
+    ref = request.path_params["tenant"]
+    try:
+        if (
+            ref.lower() in MULTI_TENANT
+        ):  # Entra publishes one key set for all tenants; keyless has one per tenant
+            raise refuse(90002, tenant=ref)
+        tenant = resolve_tenant(authority.directory(), ref)
+    except OAuthError as exc:
+        return _refused(exc, request)
+    base = authority.settings.base_url
+    issuer = v2_issuer(base, tenant.id) if version == 2 else v1_issuer(base, tenant.id)
+    max_age = max(60, min(3600, authority.settings.key_publish_delay))
+    headers = {"Cache-Control": f"max-age={max_age}, private", "Access-Control-Allow-Origin": "*"}
+    return json_response(tenant.key_set(issuer).to_jwks(), 200, headers)
+
+
+async def keys_v2(request: Request) -> Response:
+    return await _keys(request, 2)
+
+
+async def keys_v1(request: Request) -> Response:
+    return await _keys(request, 1)
+
+
+async def instance_discovery(request: Request) -> Response:
+    """MSAL's instance discovery, for clients given this URL instead of switching discovery off.
+
+    MSAL Python names the authority by host name only (no port), so hosts are compared by name and
+    the answer carries the host and port this server is reached at.
+    """
+    endpoint = urlsplit(request.query_params.get("authorization_endpoint", ""))
+    served = {urlsplit(_authority(request).settings.base_url).netloc, request.headers.get("host") or ""}
+    by_name = {urlsplit(f"https://{netloc}").hostname: netloc for netloc in served if netloc}
+    tenant = endpoint.path.strip("/").split("/")[0]
+    netloc = by_name.get(endpoint.hostname)
+    if endpoint.scheme != "https" or netloc is None or not tenant:
+        return _refused(refuse(50049), request)
+    body = {
+        "tenant_discovery_endpoint": f"https://{netloc}/{tenant}/v2.0/.well-known/openid-configuration",
+        "api-version": request.query_params.get("api-version", "1.1"),
+        "metadata": [{"preferred_network": netloc, "preferred_cache": netloc, "aliases": [netloc]}],
+    }
+    return json_response(body, 200, DISCOVERY_HEADERS)
+
+
+async def health(request: Request) -> Response:
+    directory = _authority(request).directory()
+    return json_response({"status": "ok", "revision": directory.revision}, 200, NO_STORE)
+
+
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def protocol_routes() -> list[Route]:
+    return [
+        Route("/healthz", health, methods=["GET"]),
+        Route("/common/discovery/instance", instance_discovery, methods=["GET"]),
+        Route("/{tenant}/oauth2/v2.0/token", token_v2, methods=ALL_METHODS),
+        Route("/{tenant}/oauth2/token", token_v1, methods=ALL_METHODS),
+        Route("/{tenant}/v2.0/.well-known/openid-configuration", discovery_v2, methods=["GET"]),
+        Route("/{tenant}/.well-known/openid-configuration", discovery_v1, methods=["GET"]),
+        Route("/{tenant}/discovery/v2.0/keys", keys_v2, methods=["GET"]),
+        Route("/{tenant}/discovery/keys", keys_v1, methods=["GET"]),
+    ]

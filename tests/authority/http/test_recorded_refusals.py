@@ -1,0 +1,152 @@
+"""What a refusal leaves behind: the audit log and the refusal store never hold a request value
+verbatim (a secret sent as client_id, a whole JWT, a forged log line), rows are bounded, and the
+caller is told what Entra tells, while internal detail (an issuer's URL and status) stays with admins."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import httpx
+import pytest
+from tests._support.authority_server import Federation, RunningAuthority
+from tests._support.oidc_issuer import TestIssuer
+from tests.authority.test_token_errors import SUBJECT, federated_form, post
+
+from keyless.authority.directory.recordable import MAX_REASON, fingerprint
+
+SECRET = "Qx8~v3.Kp_Zr9sL2mN4bT7wY1aE6dF0gH5jC"  # an Entra-style client secret value
+
+
+def audit_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "keyless.audit"]
+
+
+def stored(authority: RunningAuthority) -> str:
+    return "\n".join(repr(r.to_json()) for r in authority.authority.refusals.recent(None, limit=1000))
+
+
+def admin_refusals(authority: RunningAuthority, tenant: str) -> str:
+    with httpx.Client(verify=authority.ssl_context(), timeout=10) as client:
+        answer = client.get(
+            f"{authority.base_url}/admin/v1.0/tenants/{tenant}/refusals",
+            headers={"Authorization": f"Bearer {authority.admin_key()}"},
+        )
+    assert answer.status_code == 200, answer.text
+    return answer.text
+
+
+@pytest.mark.parametrize(
+    "value",
+    [SECRET, "eyJhbGciOiJSUzI1NiJ9." + "eyJzdWIiOiJ4In0" * 40 + ".c2lnbmF0dXJl"],
+    ids=["client-secret", "whole-jwt"],
+)
+def test_a_secret_or_token_sent_as_client_id_is_never_recorded(
+    authority: RunningAuthority, federation: Federation, caplog: pytest.LogCaptureFixture, value: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="keyless.audit")
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": value,
+        "client_secret": "x",
+        "scope": federation.scope,
+    }
+    response = post(authority, federation.tenant_id, form)
+    assert response.status_code in (400, 401)
+    logged, kept, listed = (
+        "\n".join(audit_lines(caplog)),
+        stored(authority),
+        admin_refusals(authority, federation.tenant_id),
+    )
+    for text in (logged, kept, listed):
+        assert value not in text
+        assert value[:16] not in text
+    assert fingerprint(value) in kept and fingerprint(value) in listed
+
+
+def test_a_secret_in_the_tenant_segment_is_never_recorded(
+    authority: RunningAuthority, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="keyless.audit")
+    response = post(authority, SECRET, {"grant_type": "client_credentials"})
+    assert response.status_code == 400
+    assert SECRET not in "\n".join(audit_lines(caplog))
+    assert SECRET not in stored(authority)
+    assert fingerprint(SECRET) in stored(authority)
+
+
+def test_a_newline_in_grant_type_cannot_forge_an_audit_line(
+    authority: RunningAuthority, federation: Federation, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="keyless.audit")
+    forged = "x\nrefused AADSTS0 /forged tenant=admin client=root reason=forged"
+    response = post(
+        authority,
+        federation.tenant_id,
+        {"grant_type": forged, "client_id": federation.client.app_id, "scope": federation.scope},
+    )
+    assert response.status_code == 400
+    lines = audit_lines(caplog)
+    assert lines and all("\n" not in line and "\r" not in line for line in lines)
+    assert any("\\n" in line for line in lines)
+    assert "\n" not in stored(authority).replace("\n{", "{")  # rows are joined by newlines above
+
+
+def test_a_refusal_row_is_bounded(authority: RunningAuthority, federation: Federation) -> None:
+    huge = "g" * 60_000
+    post(
+        authority,
+        federation.tenant_id,
+        {"grant_type": huge, "client_id": federation.client.app_id, "scope": federation.scope},
+    )
+    (refusal,) = authority.authority.refusals.recent(None, limit=1)
+    assert len(refusal.reason) <= MAX_REASON
+    assert sum(len(str(v)) for v in refusal.to_json().values()) < 4096
+
+
+def test_a_validated_client_id_and_tenant_are_recorded_as_they_are(
+    authority: RunningAuthority, federation: Federation
+) -> None:
+    post(
+        authority,
+        federation.tenant_id,
+        {
+            "grant_type": "client_credentials",
+            "client_id": federation.client.app_id,
+            "client_secret": "wrong",
+            "scope": federation.scope,
+        },
+    )
+    (refusal,) = authority.authority.refusals.recent(None, limit=1)
+    assert (refusal.tenant, refusal.client_id) == (federation.tenant_id, federation.client.app_id)
+
+
+def test_an_unreachable_issuers_url_is_kept_for_admins_and_off_the_wire(
+    authority: RunningAuthority, federation: Federation, issuer: TestIssuer
+) -> None:
+    assertion = issuer.mint(sub=SUBJECT)
+    issuer.down()
+    response = post(authority, federation.tenant_id, federated_form(federation, assertion))
+    assert response.json()["error_codes"] == [90061]
+    where = issuer.url.split("://", 1)[1]
+    assert where not in response.text
+    assert response.json()["error_description"].startswith(
+        "AADSTS90061: Request to External OIDC endpoint failed."
+    )
+    assert where in admin_refusals(authority, federation.tenant_id)
+
+
+def test_an_unknown_client_guid_is_recorded(authority: RunningAuthority, federation: Federation) -> None:
+    unknown = str(uuid.uuid4())
+    post(
+        authority,
+        federation.tenant_id,
+        {
+            "grant_type": "client_credentials",
+            "client_id": unknown,
+            "client_secret": "x",
+            "scope": federation.scope,
+        },
+    )
+    (refusal,) = authority.authority.refusals.recent(None, limit=1)
+    assert refusal.client_id == unknown
