@@ -24,6 +24,7 @@ __all__ = [
     "fic_clash",
     "fic_problems",
     "identifier_uri_clashes",
+    "identifier_uri_key",
     "identifier_uri_problems",
     "is_guid",
     "role_problems",
@@ -111,9 +112,13 @@ def fic_problems(fic: FederatedIdentityCredential) -> list[str]:
 # -- uniqueness ---------------------------------------------------------------------------------------
 
 
+def identifier_uri_key(uri: str) -> str:
+    """What identifier URIs compare by: without a trailing slash (``api://x`` and ``api://x/`` are one)."""
+    return uri.rstrip("/")
+
+
 def same_identifier_uri(a: str, b: str) -> bool:
-    """Identifier URIs compare without a trailing slash (``api://x`` and ``api://x/`` are one)."""
-    return a.rstrip("/") == b.rstrip("/")
+    return identifier_uri_key(a) == identifier_uri_key(b)
 
 
 @dataclass(frozen=True, slots=True)

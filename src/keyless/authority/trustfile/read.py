@@ -460,7 +460,7 @@ def _check_identifier_uris(ctx: Context, apps: list[ApplicationSpec]) -> None:
     owners: dict[str, ApplicationSpec] = {}
     for app in apps:
         for uri in dict.fromkeys(app.identifier_uris):
-            owner = owners.setdefault(uri.rstrip("/"), app)
+            owner = owners.setdefault(rules.identifier_uri_key(uri), app)
             if owner.app_id != app.app_id:
                 message = f"identifier URI {uri!r} is already used by {owner.display_name!r}"
                 ctx.problem(app.where, f"application {app.display_name!r}: {message}")
