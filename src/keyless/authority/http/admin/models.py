@@ -42,18 +42,6 @@ def _guid(value: str) -> str:
     return value.lower()
 
 
-def _domain(value: str) -> str:
-    for problem in rules.domain_problems([value]):
-        raise ValueError(problem)
-    return value.lower()
-
-
-def _uri(value: str) -> str:
-    for problem in rules.identifier_uri_problems([value]):
-        raise ValueError(problem)
-    return value
-
-
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
@@ -61,8 +49,10 @@ def _not_blank(value: str) -> str:
 
 
 Guid = Annotated[str, AfterValidator(_guid)]
-Domain = Annotated[str, AfterValidator(_domain)]
-Uri = Annotated[str, AfterValidator(_uri)]
+# Domains and identifier URIs are only shaped here (a domain is compared lower-case); whether one is
+# acceptable is a directory rule, enforced by DirectoryAdmin for every entry point.
+Domain = Annotated[str, AfterValidator(str.lower)]
+Uri = str
 Name = Annotated[str, StringConstraints(max_length=256), AfterValidator(_not_blank)]
 MaxFics = Annotated[int, Field(ge=1, le=1000)]
 
