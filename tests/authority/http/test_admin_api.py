@@ -245,7 +245,8 @@ async def test_invalid_input_is_400_in_graph_shape_never_422(client: httpx.Async
     assert "domain 'no-dot' is not a DNS name" in _error(bad_domain, 400, "Request_BadRequest")["message"]
     await _tenant(client)
     bad_uri = await client.post(
-        f"/v1.0/tenants/{TENANT_ID}/applications", json={"displayName": "api", "identifierUris": ["no scheme"]}
+        f"/v1.0/tenants/{TENANT_ID}/applications",
+        json={"displayName": "api", "identifierUris": ["no scheme"]},
     )
     assert "no scheme" in _error(bad_uri, 400, "Request_BadRequest")["message"]
     not_json = await client.post("/v1.0/tenants", content=b"{", headers={"Content-Type": "application/json"})
