@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.run-stamp
+ARGS   ?=
 PYTEST_WORKERS ?= 2
 
 .PHONY: run serve test test-fast lint format bench fuzz clean
@@ -13,9 +15,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make run` installs only what it runs (the server extra); tests and lint add the dev tools.
+$(RUN_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[server]'
+	touch $(RUN_STAMP)
+
 ## The whole local stack (authority on SQLite in ./.keyless, metadata emulator, guarded demo API).
-run: $(STAMP)
-	$(BIN)/keyless dev
+## Flags go through ARGS: make run ARGS="--authority-port 9443".
+run: $(RUN_STAMP)
+	$(BIN)/keyless dev $(ARGS)
 
 ## All tests (suites needing PostgreSQL, Redis or Node skip with a notice where those are missing).
 test: $(STAMP)

@@ -109,8 +109,13 @@ def ensure_local_tls(
     moment = _utc(now)
     wanted = _parse_hostnames(hostnames)
     tls_dir = Path(data_dir) / "tls"
-    tls_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(tls_dir, 0o700)
+    try:
+        tls_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(tls_dir, 0o700)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"the directory {tls_dir} cannot be created: {exc.strerror or exc}"
+        ) from None
     files = TLSFiles(ca_cert=tls_dir / _CA_CERT, cert=tls_dir / _SERVER_CERT, key=tls_dir / _SERVER_KEY)
     with _locked(tls_dir / _LOCK):
         ca_cert, ca_key = _load_or_create_ca(tls_dir, moment, wanted)

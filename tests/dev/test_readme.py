@@ -41,7 +41,11 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
 
 def test_make_run_runs_keyless_dev() -> None:
     makefile = (REPO / "Makefile").read_text()
-    assert re.search(r"^run: .*\n\t\$\(BIN\)/keyless dev$", makefile, re.M)
+    assert re.search(r"^run: .*\n\t\$\(BIN\)/keyless dev \$\(ARGS\)$", makefile, re.M)
+    # `make run` installs the server extra only: no test or lint tools.
+    assert re.search(
+        r"^\$\(RUN_STAMP\):.*(\n\t.*)*\n\t\$\(BIN\)/pip install --quiet -e '\.\[server\]'", makefile, re.M
+    )
     assert "make run" in README and "make test" in README
 
 

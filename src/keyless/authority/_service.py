@@ -26,6 +26,7 @@ from keyless.authority.store import RedisOneTimeUse, SqlStore, Store
 from keyless.authority.token.client_auth import ClientAuthenticator, ClientAuthPolicy, OneTimeUse
 from keyless.authority.token.client_credentials import TokenService
 from keyless.config import AuthoritySettings
+from keyless.errors import ConfigurationError
 from keyless.jose import KeyEncryptionKey
 from keyless.trust import IssuerKeyCache
 
@@ -55,6 +56,26 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(tmp, path)
+
+
+def _open_store(url: str) -> SqlStore:
+    """The store, migrated; a URL keyless cannot use, or a database that refuses it, is one clear
+    line (the password never shown) instead of a driver's traceback."""
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        raise ConfigurationError(f"KEYLESS_DATABASE_URL {url!r} is not a database URL") from None
+    supported = "keyless supports sqlite:///PATH and postgresql+psycopg://"
+    try:
+        return SqlStore.from_url(url, migrate=True)
+    except (ModuleNotFoundError, sqlalchemy.exc.NoSuchModuleError) as exc:
+        raise ConfigurationError(f"no database driver for {shown} ({exc}): {supported}") from None
+    except sqlalchemy.exc.DBAPIError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise ConfigurationError(f"cannot open the database {shown}: {reason}") from None
 
 
 class Authority:
@@ -105,14 +126,19 @@ class Authority:
     @classmethod
     def open(cls, settings: AuthoritySettings) -> Authority:
         """Open the store (migrating it), the key-encryption key, and bootstrap the admin credential."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(settings.data_dir, 0o700)
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(settings.data_dir, 0o700)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"the data directory {settings.data_dir} cannot be created: {exc.strerror or exc}"
+            ) from None
         kek = (
             KeyEncryptionKey.from_base64(settings.kek.get_secret_value())
             if settings.kek
             else KeyEncryptionKey.load_or_create(settings.data_dir / "kek.key")
         )
-        store = SqlStore.from_url(settings.database, migrate=True)
+        store = _open_store(settings.database)
         authority = cls(settings, store, kek)
         authority.bootstrap_admin_key()
         (settings.data_dir / URL_FILE).write_text(settings.base_url + "\n")

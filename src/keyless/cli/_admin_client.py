@@ -18,6 +18,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -116,12 +117,14 @@ def _is_loopback(host: str) -> bool:
 def _require_safe_transport(base: str) -> None:
     """The admin key travels only over https, or over http to this machine."""
     try:
-        parts = httpx.URL(base)
-    except httpx.InvalidURL as exc:
+        parts = urlsplit(base)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
         raise ConfigurationError(f"--url {base!r} is not a URL: {exc}") from None
-    if parts.scheme not in ("https", "http") or not parts.host:
+    if parts.scheme not in ("https", "http") or not host:
         raise ConfigurationError(f"--url {base!r} must be an https:// URL")
-    if parts.scheme == "http" and not _is_loopback(parts.host):
+    if parts.scheme == "http" and not _is_loopback(host):
         raise ConfigurationError(
             f"refusing to send the admin key in clear text to {base}: use https:// "
             "(plain http is accepted only for a loopback address)"

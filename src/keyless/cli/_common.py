@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -141,8 +142,13 @@ def read_token(value: str) -> str:
             return path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"cannot read the token file {value}: {exc}") from None
-    if value.strip().count(".") >= 2:
-        return value.strip()
+    token = value.strip()
+    # A JWT is base64url: never a '/', and never starting with '.' or '~'. Such an argument is meant
+    # as a file name, and a missing file is said to be one.
+    if os.sep in token or token.startswith(("~", ".")):
+        raise ConfigurationError(f"no such token file: {value}")
+    if token.count(".") >= 2:
+        return token
     shown = value if len(value) < 60 else value[:57] + "..."
     raise ConfigurationError(f"{shown!r} is neither a JWT (three dot-separated parts) nor a readable file")
 

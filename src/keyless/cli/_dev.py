@@ -54,9 +54,15 @@ def dev(
     trust: Path = typer.Option(
         None, "--trust", "-t", help="Trust file to apply [default: the seed scenario's]."
     ),
-    authority_port: int = typer.Option(8443, "--authority-port", help="HTTPS port of the authority."),
-    metadata_port: int = typer.Option(8080, "--metadata-port", help="HTTP port of the metadata emulator."),
-    api_port: int = typer.Option(8444, "--api-port", help="HTTPS port of the guarded demo API."),
+    authority_port: int = typer.Option(
+        8443, "--authority-port", min=0, max=65535, help="HTTPS port of the authority."
+    ),
+    metadata_port: int = typer.Option(
+        8080, "--metadata-port", min=0, max=65535, help="HTTP port of the metadata emulator."
+    ),
+    api_port: int = typer.Option(
+        8444, "--api-port", min=0, max=65535, help="HTTPS port of the guarded demo API."
+    ),
     once: bool = typer.Option(False, "--once", help="Play the scenario, then exit with its status."),
 ) -> None:
     from keyless.dev import DevPorts, play, run_stack

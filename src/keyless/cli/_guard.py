@@ -37,7 +37,7 @@ _UPSTREAM = typer.Option(
     None, "--upstream", "-u", help="URL of the protected service [default: config 'upstream']."
 )
 _HOST = typer.Option("127.0.0.1", "--host", help="Address to listen on.")
-_PORT = typer.Option(8000, "--port", "-p", help="Port to listen on.")
+_PORT = typer.Option(8000, "--port", "-p", min=0, max=65535, help="Port to listen on.")
 _LOG_LEVEL = typer.Option("info", "--log-level", help="debug, info, warning or error.")
 _WORKERS = typer.Option(
     1, "--workers", "-w", min=1, help="Proxy processes, each accepting on its own SO_REUSEPORT socket."

@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from keyless import __version__
+from keyless._extras import missing_extra_message
 from keyless._logging import configure_logging
 from keyless.cli import (
     _credentials,
@@ -31,7 +32,16 @@ from keyless.cli import (
     _trust,
 )
 from keyless.cli._admin_client import Unreachable
-from keyless.cli._common import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, JSON, err, escape, print_json
+from keyless.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    JSON,
+    err,
+    escape,
+    print_json,
+)
 from keyless.errors import (
     AlreadyExists,
     ConfigurationError,
@@ -85,6 +95,12 @@ class KeylessGroup(TyperGroup):
             if _state["debug"]:
                 raise
             raise typer.Exit(_report(exc)) from None
+        except ModuleNotFoundError as exc:  # a part installed without its extra
+            message = missing_extra_message(exc)
+            if message is None or _state["debug"]:
+                raise
+            err().print(f"[bold red]error[/]: {escape(message)}")
+            raise typer.Exit(EXIT_USAGE) from None
 
 
 app = typer.Typer(
@@ -97,12 +113,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode=None,
-    context_settings={"max_content_width": 120},
+    context_settings={"max_content_width": 120, "help_option_names": ["-h", "--help"]},
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on failure.")) -> None:
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on failure."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     _state["debug"] = debug
 
 

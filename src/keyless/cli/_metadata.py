@@ -52,7 +52,7 @@ def client_instructions(url: str, host_port: str, issuer_mode: str) -> list[str]
 
 def metadata(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8080, help="Port to listen on (0: any free port)."),
+    port: int = typer.Option(8080, min=0, max=65535, help="Port to listen on (0: any free port)."),
     config: Path = typer.Option(None, "--config", "-c", help="YAML file: project, instance, accounts."),
     issuer: IssuerChoice = typer.Option(
         None, "--issuer", help="'self' (iss = this server's URL, default) or 'google' (dev only)."

@@ -63,10 +63,12 @@ def authority_app(settings: AuthoritySettings) -> Any:
 
 def serve(
     host: str = typer.Option(None, help="Address to listen on [env KEYLESS_HOST; default 127.0.0.1]."),
-    port: int = typer.Option(None, help="Port [env KEYLESS_PORT; default 8443]."),
+    port: int = typer.Option(None, min=0, max=65535, help="Port [env KEYLESS_PORT; default 8443]."),
     data_dir: Path = typer.Option(None, help="Data directory [env KEYLESS_DATA_DIR; default ./.keyless]."),
     trust: Path = typer.Option(None, "--trust", "-t", help="Apply this trust file at start (idempotent)."),
-    workers: int = typer.Option(None, help="Server processes [env KEYLESS_WORKERS; default 1]."),
+    workers: int = typer.Option(
+        None, min=1, max=64, help="Server processes [env KEYLESS_WORKERS; default 1]."
+    ),
     public_url: str = typer.Option(None, help="Base URL clients use [env KEYLESS_PUBLIC_URL]."),
     dev: bool = typer.Option(False, "--dev", help="Development mode (allows http issuers on loopback)."),
     forwarded_allow_ips: str = typer.Option(
