@@ -13,7 +13,7 @@ from tests._support.authority_server import Federation, RunningAuthority
 from tests._support.oidc_issuer import TestIssuer
 from tests.authority.test_token_errors import SUBJECT, federated_form, post
 
-from keyless.authority.directory.recordable import MAX_REASON, fingerprint
+from keyless.authority.directory.recordable import MAX_REASON, fingerprint, printable
 
 SECRET = "Qx8~v3.Kp_Zr9sL2mN4bT7wY1aE6dF0gH5jC"  # an Entra-style client secret value
 
@@ -88,8 +88,78 @@ def test_a_newline_in_grant_type_cannot_forge_an_audit_line(
     assert response.status_code == 400
     lines = audit_lines(caplog)
     assert lines and all("\n" not in line and "\r" not in line for line in lines)
-    assert any("\\n" in line for line in lines)
+    assert not any("tenant=admin" in line for line in lines)  # an unsupported grant type is fingerprinted
     assert "\n" not in stored(authority).replace("\n{", "{")  # rows are joined by newlines above
+
+
+def test_a_newline_in_a_quoted_claim_is_escaped(
+    authority: RunningAuthority,
+    federation: Federation,
+    issuer: TestIssuer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unverified claim quoted in a refusal (here the subject, AADSTS700213) stays on one line."""
+    caplog.set_level(logging.INFO, logger="keyless.audit")
+    assertion = issuer.mint(sub="x\nrefused AADSTS0 /forged tenant=admin client=root reason=forged")
+    response = post(authority, federation.tenant_id, federated_form(federation, assertion))
+    assert response.json()["error_codes"] == [700213]
+    lines = audit_lines(caplog)
+    assert lines and all("\n" not in line and "\r" not in line for line in lines)
+    assert any("x\\nrefused AADSTS0" in line for line in lines)
+
+
+def test_a_secret_sent_as_grant_type_is_never_recorded(
+    authority: RunningAuthority, federation: Federation, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The grant type is read before any authentication and quoted in AADSTS70003: a secret pasted
+    there reaches neither the log nor the store, though the caller still gets Entra's message."""
+    caplog.set_level(logging.INFO, logger="keyless.audit")
+    form = {"grant_type": SECRET, "client_id": federation.client.app_id, "scope": federation.scope}
+    response = post(authority, federation.tenant_id, form)
+    assert response.json()["error_codes"] == [70003]
+    logged, kept, listed = (
+        "\n".join(audit_lines(caplog)),
+        stored(authority),
+        admin_refusals(authority, federation.tenant_id),
+    )
+    for text in (logged, kept, listed):
+        assert SECRET not in text
+        assert fingerprint(SECRET) in text
+
+
+def test_the_supported_grant_type_is_recorded_as_it_is(
+    authority: RunningAuthority, federation: Federation
+) -> None:
+    post(authority, federation.tenant_id, {"grant_type": "client_credentials", "client_id": "x" * 40})
+    (refusal,) = authority.authority.refusals.recent(None, limit=1)
+    assert refusal.aadsts == 900144  # scope missing: the grant type passed and is not hidden
+    assert "unverified" not in refusal.reason
+
+
+def test_a_short_unvalidated_value_hides_only_where_it_stands_alone() -> None:
+    reason = "AADSTS700016: Application with identifier 'a' was not found in the directory 'abc'."
+    hidden = printable(reason, hide=["a"])
+    assert hidden == reason.replace("'a'", f"'{fingerprint('a')}'")
+
+
+def test_a_long_value_is_hidden_wherever_it_appears_and_fingerprints_are_not_rewritten() -> None:
+    reason = f"grant type '{SECRET}' and again x{SECRET}y"
+    hidden = printable(reason, hide=[SECRET, SECRET[:4], "sha256"])
+    assert SECRET not in hidden and SECRET[:4] not in hidden
+    assert hidden.count(fingerprint(SECRET)) == 2
+    assert f"x{fingerprint(SECRET)}y" in hidden
+
+
+def test_a_refusal_row_is_bounded_when_an_unverified_claim_is_quoted(
+    authority: RunningAuthority, federation: Federation, issuer: TestIssuer
+) -> None:
+    """AADSTS700211 quotes the assertion's issuer as sent; a 10 KB issuer is cut to the bound."""
+    assertion = issuer.mint(iss="https://" + "i" * 10_000 + ".example", sub=SUBJECT)
+    response = post(authority, federation.tenant_id, federated_form(federation, assertion))
+    assert response.json()["error_codes"] == [700211]
+    (refusal,) = authority.authority.refusals.recent(None, limit=1)
+    assert len(refusal.reason) <= MAX_REASON
+    assert sum(len(str(v)) for v in refusal.to_json().values()) < 4096
 
 
 def test_a_refusal_row_is_bounded(authority: RunningAuthority, federation: Federation) -> None:

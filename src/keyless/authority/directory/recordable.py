@@ -16,12 +16,14 @@ So a refusal row is bounded (a few KiB at most) and one audit record is one line
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable
 
 __all__ = ["MAX_REASON", "fingerprint", "identifier", "printable"]
 
 MAX_REASON = 1024
 MAX_PATH = 256
+_WHOLE_WORD_BELOW = 8
 _ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
 _ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
 
@@ -39,10 +41,18 @@ def identifier(value: str | None, valid: Callable[[str], bool]) -> str | None:
 
 
 def printable(text: str, *, hide: Iterable[str] = (), limit: int = MAX_REASON) -> str:
-    """``text`` as one bounded line; each non-empty value of ``hide`` replaced by its fingerprint."""
-    for value in hide:
-        if value:
-            text = text.replace(value, fingerprint(value))
+    """``text`` as one bounded line; each non-empty value of ``hide`` replaced by its fingerprint.
+
+    Values are replaced in one pass, longest first, so a fingerprint is never rewritten. A value
+    shorter than ``_WHOLE_WORD_BELOW`` characters is replaced only where it stands alone (a
+    client id ``a`` hides the quoted ``'a'``, not every letter a of the reason)."""
+    values = sorted({v for v in hide if v}, key=len, reverse=True)
+    if values:
+        pattern = "|".join(
+            re.escape(v) if len(v) >= _WHOLE_WORD_BELOW else rf"(?<![\w.~-]){re.escape(v)}(?![\w.~-])"
+            for v in values
+        )
+        text = re.sub(pattern, lambda m: fingerprint(m.group(0)), text)
     text = text.translate(_ESCAPES)
     if len(text) > limit:
         text = text[: limit - 20] + f"...({len(text)} chars)"

@@ -20,7 +20,7 @@ from keyless.authority.http.errors import NO_STORE, json_response, oauth_error_r
 from keyless.authority.http.forms import read_basic_auth, read_form
 from keyless.authority.model import Refusal
 from keyless.authority.token.aadsts import refuse
-from keyless.authority.token.client_credentials import TokenRequest
+from keyless.authority.token.client_credentials import GRANT_TYPE, TokenRequest
 from keyless.authority.token.minting import v1_issuer, v2_issuer
 from keyless.authority.token.tenants import MULTI_TENANT, is_tenant_ref, resolve_tenant
 from keyless.errors import OAuthError
@@ -41,16 +41,25 @@ def _authority(request: Request) -> Authority:
 
 
 def _refused(
-    exc: OAuthError, request: Request, *, detailed: bool = False, client_id: str | None = None
+    exc: OAuthError,
+    request: Request,
+    *,
+    detailed: bool = False,
+    client_id: str | None = None,
+    grant_type: str | None = None,
 ) -> Response:
     """The error response, with the audit line and the admins' refusal record. Nothing of the
     request is recorded verbatim (``directory.recordable``): unvalidated ids become fingerprints,
-    control characters are escaped, every value is bounded."""
+    control characters are escaped, every value is bounded. A grant type other than the one
+    supported is quoted in its refusal, so it is fingerprinted too (it is read before any
+    authentication, and a pasted secret or token there must not reach the log)."""
     reply = oauth_error_response(exc, request, detailed=detailed)
     raw_tenant: str = request.path_params.get("tenant", "")
     tenant = identifier(raw_tenant, is_tenant_ref) or ""
     client = identifier(client_id, is_guid)
     unvalidated = [v for v, kept in ((raw_tenant, tenant), (client_id, client)) if v and v != kept]
+    if grant_type and grant_type != GRANT_TYPE:
+        unvalidated.append(grant_type)
     reason = printable(reply.reason, hide=unvalidated)
     path = printable(request.url.path, hide=unvalidated, limit=MAX_PATH)
     audit.warning(
@@ -85,13 +94,14 @@ async def _token(request: Request, version: Literal[1, 2]) -> Response:
     tenant_ref = request.path_params["tenant"]
     detailed = False
     client_id: str | None = None  # for the admins' record of refusals
+    grant_type: str | None = None
     try:
         if request.method != "POST":
             raise refuse(900561, method="POST", received=request.method)
         tenant = resolve_tenant(authority.directory(), tenant_ref)
         detailed = tenant.tenant.detailed_errors
         form = await read_form(request, authority.settings.max_form_bytes)
-        client_id = form.get("client_id")
+        client_id, grant_type = form.get("client_id"), form.get("grant_type")
         token_request = TokenRequest(
             tenant=tenant,
             endpoint_version=version,
@@ -100,7 +110,7 @@ async def _token(request: Request, version: Literal[1, 2]) -> Response:
         )
         result = await authority.tokens.issue(token_request)
     except OAuthError as exc:
-        return _refused(exc, request, detailed=detailed, client_id=client_id)
+        return _refused(exc, request, detailed=detailed, client_id=client_id, grant_type=grant_type)
     return json_response(result.body, 200, NO_STORE)
 
 

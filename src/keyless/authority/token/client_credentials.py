@@ -24,7 +24,9 @@ from keyless.authority.token.aadsts import refuse
 from keyless.authority.token.client_auth import ClientAuthenticator, presented_credentials
 from keyless.authority.token.minting import mint_access_token, token_response
 
-__all__ = ["Target", "TokenRequest", "TokenService", "read_target"]
+__all__ = ["GRANT_TYPE", "Target", "TokenRequest", "TokenService", "read_target"]
+
+GRANT_TYPE = "client_credentials"  # the one grant the token endpoint serves
 
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 
@@ -119,7 +121,7 @@ def _require_grant(form: Mapping[str, str]) -> None:
     grant_type = form.get("grant_type")
     if not grant_type:
         raise refuse(900144, parameter="grant_type")
-    if grant_type != "client_credentials":
+    if grant_type != GRANT_TYPE:
         raise refuse(70003, grant_type=grant_type)
 
 
