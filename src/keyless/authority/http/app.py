@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from keyless._logging import configure_logging
 from keyless.authority._service import Authority
+from keyless.authority.directory.recordable import MAX_PATH, printable
 from keyless.authority.http.errors import json_response
 from keyless.authority.http.protocol import protocol_routes, token_v1, token_v2
 from keyless.config import load_authority_settings
@@ -38,7 +39,12 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # The path is the client's: escaped and bounded so it cannot forge or flood log lines.
+    log.exception(
+        "unhandled error on %s %s",
+        printable(request.method, limit=16),
+        printable(request.scope["path"], limit=MAX_PATH),
+    )
     return json_response(
         {"error": "server_error", "error_description": "Internal error; see the server log."}, 500
     )
