@@ -108,7 +108,13 @@ class _Target:
     options: dict[str, Any]
 
 
-def _worker(target: _Target, sock: socket.socket, ready: Event) -> None:
+def _worker(target: _Target, sock: socket.socket, ready: Event, others: list[socket.socket]) -> None:
+    # A forked child holds copies of every slot's socket: keeping them open would let the kernel
+    # queue connections on a dead slot's socket that nobody accepts.
+    for other in others:
+        other.close()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the supervisor's handlers; uvicorn sets its own
+        signal.signal(sig, signal.SIG_DFL)
     configure_logging(target.log_level, target.log_format)
     app = target.app_factory(*target.factory_args)
     serve_here(app, sock, log_level=target.log_level, grace=target.grace, options=target.options, ready=ready)
@@ -169,8 +175,11 @@ class _Supervisor:
                 slot.restart_at = time.monotonic() + delay
                 return
         slot.ready = self.context.Event()
+        others = [other.sock for other in self.slots if other is not slot and other.sock is not None]
         slot.process = self.context.Process(
-            target=_worker, args=(self.target, slot.sock, slot.ready), name=f"{self.name}-{slot.number}"
+            target=_worker,
+            args=(self.target, slot.sock, slot.ready, others),
+            name=f"{self.name}-{slot.number}",
         )
         slot.process.start()
         slot.started_at = time.monotonic()
@@ -256,12 +265,12 @@ def run_workers(
     """Serve ``app_factory(*factory_args)`` from ``count`` supervised processes on ``host:port`` until
     SIGTERM or SIGINT; the exit status for the command (0 after a drain, 1 if a worker never started).
 
-    ``app_factory`` must be a module-level function and ``factory_args`` picklable: each worker is a
-    fresh interpreter (forked from a server that has imported ``app_factory``'s module, so a restart
-    takes a fraction of a second) and builds its own application from them.
+    Each worker is forked from this process, which has imported ``app_factory``'s module and uvicorn
+    (so a restart takes milliseconds), and builds its own application from ``factory_args``. The
+    caller must hold no open database connections or threads when it calls this. Workers are direct
+    children, so tools that sum a server's CPU over its children (``pgrep -P``) see all of it.
     """
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([app_factory.__module__, "uvicorn"])
+    context = multiprocessing.get_context("fork")
     target = _Target(app_factory, tuple(factory_args), log_level, log_format(), grace, dict(options or {}))
     slots = [_Slot(number, _listen(host, port)) for number in range(count)]
     supervisor = _Supervisor(context, target, slots, name, (host, port))

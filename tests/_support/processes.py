@@ -28,15 +28,16 @@ def children(pid: int) -> list[int]:
 
 
 def worker_pids(parent: int) -> list[int]:
-    """The worker processes of a ``--workers N`` server: the children of its multiprocessing fork
-    server (the parent's other child is multiprocessing's resource tracker)."""
+    """The worker processes of a ``--workers N`` server: its forked children (not multiprocessing's
+    resource tracker, should one run)."""
+    found = []
     for child in children(parent):
         try:
-            if b"forkserver" in Path(f"/proc/{child}/cmdline").read_bytes():
-                return children(child)
+            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
         except FileNotFoundError:
             continue
-    return []
+    return found
 
 
 def is_gone(pid: int) -> bool:
