@@ -38,6 +38,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from keyless._limits import ServerLimits
+from keyless._writecoalescing import CoalescingTransport
 
 __all__ = ["BoundedHttpProtocol", "server_options"]
 
@@ -71,7 +72,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     # connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        # A response's head and body go out in one write (one TLS record, one system call).
+        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:

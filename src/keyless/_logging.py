@@ -116,6 +116,11 @@ def configure_logging(level: str = "info", fmt: LogFormat | None = None) -> None
     """Send keyless's and uvicorn's records to stderr at ``level``, as text or JSON (``fmt``, default
     ``KEYLESS_LOG_FORMAT``). Idempotent: safe to call again in every worker process."""
     chosen = fmt or log_format()
+    # Per-record work no format here uses (logging's documented optimisations): the caller's file
+    # and line, thread and multiprocessing names. Servers log a line per token decision.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     _handler.setFormatter(JsonFormatter() if chosen == "json" else logging.Formatter(_TEXT))
     for name in _LOGGERS:
         logger = logging.getLogger(name)
