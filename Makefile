@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-stamp
 ARGS   ?=
 PYTEST_WORKERS ?= 2
 
-.PHONY: run serve test test-fast lint format bench fuzz clean
+.PHONY: run serve test test-fast lint format bench bench-peers fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,5 +48,11 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+## keyless and panva/oidc-provider side by side under one load generator (needs Node and npm; see
+## docs/performance.md). REPS interleaved rounds; prints the table docs/performance.md quotes.
+REPS ?= 3
+bench-peers: $(STAMP)
+	$(BIN)/python -m bench.peers --reps $(REPS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .bench-peers .pytest_cache .mypy_cache .ruff_cache .hypothesis
