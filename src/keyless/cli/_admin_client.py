@@ -198,7 +198,11 @@ def call(client: AdminClient, method: str, path: str, **kwargs: Any) -> Any:
     mapped: dict[int, type[KeylessError]] = {404: NotFound, 409: AlreadyExists, 412: Conflict}
     if status in mapped:
         raise mapped[status](_message(response))
-    raise TransportError(f"{method} {path} failed ({status}): {_message(response)}", retryable=status >= 500)
+    retry = response.headers.get("retry-after")
+    later = f" (the authority asks to retry after {retry} s)" if status == 503 and retry else ""
+    raise TransportError(
+        f"{method} {path} failed ({status}): {_message(response)}{later}", retryable=status >= 500
+    )
 
 
 class ServerProblems(ConfigurationError):
