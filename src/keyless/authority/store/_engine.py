@@ -8,8 +8,11 @@ Every database wait is bounded by one ``timeout`` (``KEYLESS_DATABASE_TIMEOUT``)
   second later that shuts the connection's socket, for a server that no longer answers at all (a
   blackholed network: the server-side timeout never gets to run); SQLite's busy timeout;
 - waiting for a free pooled connection: the pool's checkout timeout;
-- a pooled connection is pinged (under the same watchdog) before it is handed out, so a
+- a pooled connection is pinged (under the watchdog, ``timeout``) before it is handed out, so a
   connection the database dropped is replaced instead of failing the request.
+
+So a request waits at most about ``timeout`` (a dead pooled connection's ping) plus
+``max(timeout, 2)`` (a new connection's attempt; 2 s is libpq's smallest connect timeout).
 """
 
 from __future__ import annotations
@@ -212,7 +215,7 @@ def _bound_postgresql(engine: Engine, timeout: float) -> None:
         if record.info.pop(_FRESH, False):
             return
         fd = _socket_of(dbapi_connection)
-        token = _watch(limit, fd) if fd is not None else None
+        token = _watch(timeout, fd) if fd is not None else None
         try:
             cursor = dbapi_connection.cursor()
             try:
