@@ -60,7 +60,7 @@ class StoreHealth:
 
     def __init__(self, where: str, *, timeout: float) -> None:
         self._where = where  # the database, password hidden
-        self._timeout = timeout
+        self.timeout = timeout
         self._lock = threading.Lock()
         self._down_since: float | None = None
         self.reason = ""
@@ -74,9 +74,9 @@ class StoreHealth:
         """The ``StoreUnavailable`` for ``exc``; logs the outage if this is its first failure."""
         reason = _first_line(exc)
         if timed_out:
-            reason = f"no answer within {self._timeout:g} s ({reason})"
+            reason = f"no answer within {self.timeout:g} s ({reason})"
         elif isinstance(exc, PoolTimeout):
-            reason = f"no database connection free within {self._timeout:g} s"
+            reason = f"no database connection free within {self.timeout:g} s"
         if any(busy in reason for busy in _BUSY):  # another writer holds the lock: not an outage
             return StoreUnavailable(f"the database is busy: {reason}", retry_after=self.retry_after)
         with self._lock:

@@ -231,7 +231,9 @@ class SqlStore:
             if self._engine.dialect.name == "postgresql":
                 if conn.execute(postgresql_lock).scalar():
                     return
-            else:
+            else:  # SQLite waits in its busy handler: bound it by what is left of the wait
+                left = max(0, int((deadline - time.monotonic()) * 1000))
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={left}")
                 try:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                     return
@@ -239,6 +241,8 @@ class SqlStore:
                     if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
                         raise
                     conn.rollback()
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={int(self.health.timeout * 1000)}")
             if time.monotonic() >= deadline:
                 raise Locked(_LOCKED)
             time.sleep(0.05)
