@@ -100,7 +100,7 @@ def document(apps: range, prefix: str = "sub") -> Any:
 
 def test_a_failure_part_way_leaves_the_directory_unchanged(database_url: str, nodes: list[SqlStore]) -> None:
     node = Node(database_url)
-    apply(node.admin, document(range(0, 10)))
+    apply(node.admin, document(range(10)))
     before = node.app_ids()
     revision = node.store.revision()
     failing = Node(database_url, FailingStore(database_url, fail_at=30))
@@ -108,23 +108,25 @@ def test_a_failure_part_way_leaves_the_directory_unchanged(database_url: str, no
         apply(failing.admin, document(range(5, 40)), prune=True)  # deletes 0..4 first, then creates
     assert node.app_ids() == before  # the pruned ones are back, none of the new ones landed
     assert node.store.revision() == revision
-    assert not plan(node.admin, document(range(0, 10)))
+    assert not plan(node.admin, document(range(10)))
 
 
 def test_an_apply_is_all_there_in_one_revision(database_url: str, nodes: list[SqlStore]) -> None:
     node = Node(database_url)
     revision = node.store.revision()
-    changes = apply(node.admin, document(range(0, 20)))
+    changes = apply(node.admin, document(range(20)))
     assert len(changes) == 1 + 20 + 40 + 38  # tenant, apps, credentials, role assignments
     assert node.store.revision() == revision + 1  # one write, the tenant's signing key included
     assert len(node.app_ids()) == 20
     assert node.admin.list_role_assignments(TENANT_ID)
-    assert not plan(node.admin, document(range(0, 20)))
+    assert not plan(node.admin, document(range(20)))
 
 
-def test_concurrent_applies_on_two_nodes_run_one_after_the_other(database_url: str, nodes: list[SqlStore]) -> None:
+def test_concurrent_applies_on_two_nodes_run_one_after_the_other(
+    database_url: str, nodes: list[SqlStore]
+) -> None:
     first, second = Node(database_url), Node(database_url)
-    a, b = document(range(0, 120), "a"), document(range(40, 160), "b")
+    a, b = document(range(120), "a"), document(range(40, 160), "b")
     barrier = threading.Barrier(2)
     failures: list[BaseException] = []
 
@@ -161,12 +163,12 @@ def test_an_apply_waiting_past_its_lock_timeout_is_refused(database_url: str, no
         assert held.wait(10)
         start = time.monotonic()
         with pytest.raises(Locked, match="another apply is in progress"):
-            apply(waiter.admin, document(range(0, 3)), lock_timeout=0.5)
+            apply(waiter.admin, document(range(3)), lock_timeout=0.5)
         assert 0.5 <= time.monotonic() - start < 5
     finally:
         release.set()
         thread.join(10)
-    assert len(apply(waiter.admin, document(range(0, 3)), lock_timeout=5))  # free again
+    assert len(apply(waiter.admin, document(range(3)), lock_timeout=5))  # free again
 
 
 # -- kill -9 of `keyless serve` in the middle of `keyless apply` ------------------------------------
