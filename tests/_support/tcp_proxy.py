@@ -49,6 +49,7 @@ class FaultyProxy:
     ) -> None:
         self._run(self._stop_listening())
         self._run(self._reset_all())
+        self._run(self._cancel_tasks())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
@@ -85,6 +86,13 @@ class FaultyProxy:
         for transport in list(self._transports):
             transport.abort()  # RST, like a server that went away
         self._transports.clear()
+
+    @staticmethod
+    async def _cancel_tasks() -> None:
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._transports.add(writer.transport)

@@ -17,7 +17,7 @@ import jwt
 import msal
 import pytest
 from sqlalchemy.engine import make_url
-from tests._services import fresh_postgres_schema, postgres_url_or_skip
+from tests._services import fresh_postgres_schema, postgres_url_or_skip, redis_url_or_skip
 from tests._support.authority_server import Federation, RunningAuthority, run_authority, seed_federation
 from tests._support.certs import ClientCertificate, make_client_certificate
 from tests._support.tcp_proxy import FaultyProxy
@@ -38,7 +38,7 @@ def proxy() -> Iterator[FaultyProxy]:
 
 @pytest.fixture
 def authority(
-    tmp_path: Path, proxy: FaultyProxy, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, proxy: FaultyProxy, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[RunningAuthority]:
     with fresh_postgres_schema(postgres_url_or_skip()) as url:
         proxied = make_url(url).set(host=proxy.host, port=proxy.port).render_as_string(hide_password=False)
@@ -48,6 +48,8 @@ def authority(
             "ready_store_timeout": TIMEOUT,
             "cache_poll_interval": 0.2,
         }
+        if getattr(request, "param", None) == "redis":
+            settings["redis_url"] = redis_url_or_skip()
         with run_authority(tmp_path / "authority", **settings) as running:
             # requests (under MSAL) lets these override ``verify=``: point them at keyless's CA.
             for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
@@ -77,15 +79,16 @@ def certificate_assertion(cert: ClientCertificate, client_id: str, audience: str
 
 
 def token_request(
-    authority: RunningAuthority, federation: Federation, cert: ClientCertificate
+    authority: RunningAuthority, federation: Federation, cert: ClientCertificate, assertion: str | None = None
 ) -> httpx.Response:
     url = authority.token_url(federation.tenant_id)
+    assertion = assertion or certificate_assertion(cert, federation.client.app_id, url)
     form = {
         "grant_type": "client_credentials",
         "client_id": federation.client.app_id,
         "scope": federation.scope,
         "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": certificate_assertion(cert, federation.client.app_id, url),
+        "client_assertion": assertion,
     }
     return httpx.post(url, data=form, verify=authority.ssl_context(), timeout=30)
 
@@ -242,3 +245,19 @@ def test_a_token_request_that_needs_no_database_is_served_through_the_outage(
     url = authority.token_url(federation.tenant_id)
     response = httpx.post(url, data=form, verify=authority.ssl_context(), timeout=30)
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("authority", ["redis"], indirect=True)
+def test_with_redis_certificate_assertions_need_no_database(
+    authority: RunningAuthority, federation: Federation, certificate: ClientCertificate, proxy: FaultyProxy
+) -> None:
+    proxy.blackhole()
+    assertion = certificate_assertion(
+        certificate, federation.client.app_id, authority.token_url(federation.tenant_id)
+    )
+    first, took = timed(token_request, authority, federation, certificate, assertion)
+    assert first.status_code == 200, first.text
+    assert took < 1.0  # no database wait at all
+    replayed = token_request(authority, federation, certificate, assertion)
+    assert replayed.json()["error_codes"] == [700025]  # Redis saw it
