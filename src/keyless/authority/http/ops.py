@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -46,16 +47,19 @@ async def health(request: Request) -> Response:
 
 
 class _Probe:
-    """One store ping at a time per process; callers arriving meanwhile share its outcome."""
+    """One store ping at a time per authority; callers arriving meanwhile share its outcome."""
 
     def __init__(self) -> None:
-        self._running: asyncio.Task[str | None] | None = None
+        self._running: weakref.WeakKeyDictionary[Authority, asyncio.Task[str | None]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def __call__(self, authority: Authority) -> str | None:
         """None when the store answered in time, else why not."""
-        if self._running is None or self._running.done():
-            self._running = asyncio.ensure_future(self._ping(authority))
-        return await asyncio.shield(self._running)
+        task = self._running.get(authority)
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            task = self._running[authority] = asyncio.ensure_future(self._ping(authority))
+        return await asyncio.shield(task)
 
     @staticmethod
     async def _ping(authority: Authority) -> str | None:

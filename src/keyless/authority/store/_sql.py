@@ -204,11 +204,12 @@ class SqlStore:
         """
         if self._unit.get() is not None:
             raise RuntimeError("store transactions do not nest")
+        deadline = time.monotonic() + max(0.0, lock_timeout)
         if not self._units.acquire(timeout=max(0.0, lock_timeout)):
             raise Locked(_LOCKED)
         try:
             with self._use(write=False) as conn:
-                self._take_write_lock(conn, time.monotonic() + lock_timeout)
+                self._take_write_lock(conn, deadline)
                 unit = _Unit(conn)
                 token = self._unit.set(unit)
                 try:

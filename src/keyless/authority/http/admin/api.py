@@ -37,6 +37,7 @@ from keyless.errors import AlreadyExists, ConfigurationError, Conflict, Locked, 
 __all__ = ["create_admin_api", "graph_error", "store_unavailable"]
 
 REALM = 'Bearer realm="keyless-admin"'
+LOCKED_CODE = "ApplyInProgress"  # 409: another apply held the directory's write lock too long
 
 
 # -- errors -------------------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ async def _on_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, StoreUnavailable):
         return store_unavailable(exc)
     if isinstance(exc, Locked):
-        return graph_error(409, "Conflict", str(exc))
+        return graph_error(409, LOCKED_CODE, str(exc))
     if isinstance(exc, Unauthorized):
         return graph_error(401, "InvalidAuthenticationToken", str(exc))
     if isinstance(exc, NotFound):
