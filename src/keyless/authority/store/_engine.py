@@ -37,6 +37,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, StaticPo
 __all__ = [
     "DEFAULT_DATABASE_TIMEOUT",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "UNBOUNDED",
     "create_store_engine",
     "enable_sqlite_pragmas",
     "engine_timeout",
@@ -170,6 +171,7 @@ def _watch(seconds: float, fd: int) -> int:
 
 
 _WATCH = "keyless_watch"
+UNBOUNDED = "keyless_unbounded"  # an execution option: no watchdog for this connection (migrations)
 _FRESH = "keyless_fresh"
 
 
@@ -185,6 +187,8 @@ def _bound_postgresql(engine: Engine, timeout: float) -> None:
 
     @event.listens_for(engine, "before_cursor_execute")
     def _arm(conn: Any, cursor: Any, statement: Any, parameters: Any, context: Any, many: bool) -> None:
+        if conn.get_execution_options().get(UNBOUNDED):
+            return
         fd = _socket_of(conn.connection.dbapi_connection)
         if fd is not None:
             conn.info[_WATCH] = _watch(limit, fd)
