@@ -46,15 +46,20 @@ def test_a_statement_running_past_the_timeout_is_cancelled_by_the_server(store: 
     store.ping()  # the connection pool recovers at once
 
 
+def list_tenants_mid_transaction(store: SqlStore, proxy: FaultyProxy) -> None:
+    """A connection already checked out, in a transaction, when the network swallows it."""
+    with store.transaction(lock_timeout=5):
+        proxy.blackhole()
+        store.list_tenants()
+
+
 def test_a_statement_on_a_swallowed_connection_is_cut_by_the_watchdog(
     store: SqlStore, proxy: FaultyProxy
 ) -> None:
     store.ping()
     start = time.monotonic()
     with pytest.raises(StoreUnavailable, match=f"no answer within {TIMEOUT:g} s"):
-        with store.transaction(lock_timeout=5):  # a connection already checked out, mid-transaction
-            proxy.blackhole()
-            store.list_tenants()
+        list_tenants_mid_transaction(store, proxy)
     assert time.monotonic() - start < TIMEOUT + 2.5
     proxy.restore()
     store.ping()
