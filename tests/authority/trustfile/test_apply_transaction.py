@@ -281,3 +281,21 @@ def test_kill_9_of_the_server_mid_apply_leaves_nothing_partial(database_url: str
         assert done.returncode == 0, done.stdout + done.stderr
         apps = httpx.get(f"{base}/tenants/{TENANT_ID}/applications", headers=headers, timeout=30).json()
         assert len(apps["value"]) == 500
+
+
+def test_a_500_application_file_applies_whole_and_re_plans_empty(
+    database_url: str, nodes: list[SqlStore]
+) -> None:
+    node = Node(database_url)
+    doc = parse_trust_document(big_trust_document(500))
+    changes = apply(node.admin, doc)
+    kinds = [change.kind for change in changes]
+    assert kinds.count("application") == 500
+    assert kinds.count("fic") == 1000
+    assert kinds.count("roleAssignment") == 998
+    apps = node.store.list_applications(TENANT_ID)
+    assert len(apps) == 500
+    assert sum(len(node.store.list_fics(app.object_id)) for app in apps) == 1000
+    assert len(node.store.list_role_assignments(TENANT_ID)) == 998
+    assert not plan(node.admin, doc)
+    assert not apply(node.admin, doc)  # idempotent

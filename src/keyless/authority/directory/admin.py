@@ -332,7 +332,9 @@ class DirectoryAdmin:
         subject: str,
         audiences: Sequence[str] = (FIC_AUDIENCE_DEFAULT,),
         description: str | None = None,
+        others: Sequence[FederatedIdentityCredential] | None = None,
     ) -> FederatedIdentityCredential:
+        """``others``: the application's credentials when the caller holds them (a trust-file apply)."""
         fic = FederatedIdentityCredential(
             id=new_id(),
             application_id=app.object_id,
@@ -343,7 +345,7 @@ class DirectoryAdmin:
             description=description,
             created_at=self._clock(),
         )
-        self._check_fic(fic)
+        self._check_fic(fic, others)
         try:
             created = self.store.create_fic(fic)  # the store counts against the limit atomically
         except LimitReached as exc:
@@ -366,9 +368,13 @@ class DirectoryAdmin:
         self._changed()
         return updated
 
-    def _check_fic(self, fic: FederatedIdentityCredential) -> None:
+    def _check_fic(
+        self, fic: FederatedIdentityCredential, others: Sequence[FederatedIdentityCredential] | None = None
+    ) -> None:
         check_fic(fic)
-        clash = rules.fic_clash(fic, self.store.list_fics(fic.application_id))
+        if others is None:
+            others = self.store.list_fics(fic.application_id)
+        clash = rules.fic_clash(fic, others)
         if clash is not None:
             raise AlreadyExists(clash)
 

@@ -289,14 +289,17 @@ class _Reconciler:
             if detail and self._record("update", "application", name, detail):
                 app = self.admin.update_application(app, list(self.tenant_apps.values()))
                 self.tenant_apps[app.object_id] = app
-        self._fics(tenant, spec, app, name)
-        self._secrets(spec, app, name)
-        self._certificates(spec, app, name)
+        new = stored is None  # an application not stored yet has no credentials to read
+        self._fics(tenant, spec, app, name, new)
+        self._secrets(spec, app, name, new)
+        self._certificates(spec, app, name, new)
         return app
 
     # -- credentials ----------------------------------------------------------------------------------
-    def _fics(self, tenant: TenantSpec, spec: ApplicationSpec, app: Application, name: str) -> None:
-        stored = {f.name: f for f in self.admin.list_fics(app)}
+    def _fics(
+        self, tenant: TenantSpec, spec: ApplicationSpec, app: Application, name: str, new: bool
+    ) -> None:
+        stored = {} if new else {f.name: f for f in self.admin.list_fics(app)}
         named = {f.name for f in spec.fics}
         kept = dict(stored)
         for fic in sorted((f for f in stored.values() if f.name not in named), key=lambda f: f.name):
@@ -309,13 +312,14 @@ class _Reconciler:
             current = kept.get(want.name)
             if current is None:
                 if self._record("create", "fic", f"{name}/{want.name}", f"{want.issuer} {want.subject}"):
-                    self.admin.create_fic(
+                    kept[want.name] = self.admin.create_fic(
                         app,
                         name=want.name,
                         issuer=want.issuer,
                         subject=want.subject,
                         audiences=want.audiences,
                         description=want.description,
+                        others=list(kept.values()),
                     )
                 continue
             detail = _fic_diff(current, want)
@@ -360,8 +364,8 @@ class _Reconciler:
                         )
                     )
 
-    def _secrets(self, spec: ApplicationSpec, app: Application, name: str) -> None:
-        stored = self.admin.list_secrets(app)
+    def _secrets(self, spec: ApplicationSpec, app: Application, name: str, new: bool) -> None:
+        stored = [] if new else self.admin.list_secrets(app)
         named = {s.display_name for s in spec.secrets}
         if self.prune:
             for secret in sorted((s for s in stored if s.display_name not in named), key=_secret_order):
@@ -400,8 +404,8 @@ class _Reconciler:
             return "the stored secret expired"
         return ""
 
-    def _certificates(self, spec: ApplicationSpec, app: Application, name: str) -> None:
-        stored = self.admin.list_certificates(app)
+    def _certificates(self, spec: ApplicationSpec, app: Application, name: str, new: bool) -> None:
+        stored = [] if new else self.admin.list_certificates(app)
         wanted = {c.thumbprint for c in spec.certificates}
         if self.prune:
             for cert in sorted((c for c in stored if c.thumbprint_sha1 not in wanted), key=_cert_order):
