@@ -5,6 +5,9 @@ announced in one line; giving up, or a database that is not transiently down, is
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 from tests._services import fresh_postgres_schema, postgres_url_or_skip
+from tests._support.net import free_port
+from tests._support.processes import REPO
 from tests._support.tcp_proxy import FaultyProxy
 
 from keyless.authority import Authority
@@ -94,3 +99,31 @@ def test_a_read_only_sqlite_database_is_not_retried(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="readonly"):
         Authority.open(settings)
     assert time.monotonic() - start < 5
+
+
+@pytest.mark.postgres
+def test_keyless_serve_with_the_database_down_exits_with_one_line(
+    proxied_url: tuple[FaultyProxy, str], tmp_path: Path
+) -> None:
+    proxy, url = proxied_url
+    proxy.refuse()
+    env = {
+        **os.environ,
+        "KEYLESS_DATA_DIR": str(tmp_path),
+        "KEYLESS_PORT": str(free_port()),
+        "KEYLESS_DATABASE_URL": url,
+        "KEYLESS_DATABASE_STARTUP_TIMEOUT": "2",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "keyless", "serve"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output and "sqlalchemy.exc" not in output
+    assert output.count("not reachable") == 1  # the retry is announced once
+    assert "still unreachable after 2 s" in output

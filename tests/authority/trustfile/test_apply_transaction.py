@@ -218,7 +218,7 @@ def apply_is_writing(database_url: str) -> bool:
 def test_kill_9_of_the_server_mid_apply_leaves_nothing_partial(database_url: str, tmp_path: Path) -> None:
     data_dir, port = tmp_path / "node", free_port()
     trust_file = tmp_path / "big.yaml"
-    trust_file.write_text(yaml.safe_dump(big_trust_document(500)))
+    trust_file.write_text(yaml.safe_dump(big_trust_document(1000)))
     with serve(data_dir, port, database_url) as server:
         key = (data_dir / "admin.key").read_text().strip()
         cli = subprocess.Popen(
@@ -243,7 +243,7 @@ def test_kill_9_of_the_server_mid_apply_leaves_nothing_partial(database_url: str
             assert cli.poll() is None, cli.communicate()[0]
             assert time.monotonic() < deadline, "the apply never started writing"
             time.sleep(0.05)
-        time.sleep(0.5)  # well into it
+        time.sleep(0.3)  # well into it
         assert cli.poll() is None, "the apply finished before the kill: make the document bigger"
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(10)
@@ -280,7 +280,7 @@ def test_kill_9_of_the_server_mid_apply_leaves_nothing_partial(database_url: str
         )
         assert done.returncode == 0, done.stdout + done.stderr
         apps = httpx.get(f"{base}/tenants/{TENANT_ID}/applications", headers=headers, timeout=30).json()
-        assert len(apps["value"]) == 500
+        assert len(apps["value"]) == 1000
 
 
 def test_a_500_application_file_applies_whole_and_re_plans_empty(
