@@ -30,6 +30,45 @@ class AuthoritySettings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite in the data directory. postgresql+psycopg://..."
     )
+    database_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description=(
+            "Bound (s) on every database wait: connecting, each statement (PostgreSQL statement_timeout "
+            "plus a client-side watchdog; SQLite's busy timeout) and waiting for a pooled connection. "
+            "Past it, admin and certificate-assertion token requests answer 503 with Retry-After."
+        ),
+    )
+    database_startup_timeout: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description=(
+            "How long (s) start-up keeps retrying, with backoff, a PostgreSQL database that cannot be "
+            "reached; 0 gives up at once."
+        ),
+    )
+    apply_lock_timeout: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description=(
+            "How long (s) an apply waits for another apply to finish (applies are serialized across "
+            "nodes) before it is refused with 409."
+        ),
+    )
+    ready_store_timeout: float = Field(
+        2.0, gt=0, le=60, description="Bound (s) on the database probe of /readyz."
+    )
+    ready_max_snapshot_age: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "/readyz fails when the directory snapshot was last checked against the store longer ago "
+            "than this (s)."
+        ),
+    )
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8443, ge=0, le=65535, description="Port to listen on.")
     public_url: str | None = Field(

@@ -9,6 +9,9 @@ Every class has a stable ``code`` that scripts and tests can rely on::
     |   +-- AlreadyExists                 already_exists
     |   +-- Conflict                      conflict              compare-and-swap lost a race
     |   +-- LimitReached                  limit_reached         a per-parent limit is full
+    |   +-- Locked                        locked                another apply holds the write lock
+    |   +-- StoreUnavailable              store_unavailable     the database did not answer in
+    |                                                           time (or refused); ``retry_after``
     +-- TransportError                    transport             network trouble; ``retryable``
     +-- VerificationError                 verification_failed   a token was refused; ``reason``
     |   +-- MalformedToken                malformed
@@ -23,7 +26,8 @@ Every class has a stable ``code`` that scripts and tests can rely on::
                                                                 ``status``, ``aadsts`` (int or None),
                                                                 ``detail`` (the exact reason, for admins)
 
-Storage raises only ``NotFound`` / ``AlreadyExists`` / ``Conflict`` / ``LimitReached``. Verification
+Storage raises only ``NotFound`` / ``AlreadyExists`` / ``Conflict`` / ``LimitReached`` / ``Locked``
+on purpose, and ``StoreUnavailable`` when the database cannot be reached within its bounds. Verification
 errors carry a machine ``code`` and a human ``reason``; never the token itself.
 """
 
@@ -37,10 +41,12 @@ __all__ = [
     "InvalidSignature",
     "KeylessError",
     "LimitReached",
+    "Locked",
     "MalformedToken",
     "NotFound",
     "OAuthError",
     "StorageError",
+    "StoreUnavailable",
     "TokenExpired",
     "TokenNotYetValid",
     "TransportError",
@@ -92,6 +98,27 @@ class LimitReached(StorageError):
     def __init__(self, message: str, *, limit: int) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class Locked(StorageError):
+    """Another store transaction (a trust-file apply) held the write lock past the wait bound."""
+
+    code = "locked"
+
+
+class StoreUnavailable(StorageError):
+    """The database did not answer within its bounds (down, blackholed, locked, read-only).
+
+    ``reason`` is one line for the log (never a traceback, never a password); clients are told to
+    come back after ``retry_after`` seconds (503 with ``Retry-After``).
+    """
+
+    code = "store_unavailable"
+
+    def __init__(self, reason: str, *, retry_after: int = 5) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class TransportError(KeylessError):

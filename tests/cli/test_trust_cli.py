@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import ssl
+import threading
 from pathlib import Path
 
 import httpx
 import yaml
-from tests._support.authority_server import RunningAuthority
+from tests._support.authority_server import RunningAuthority, run_authority
 from tests._support.certs import make_client_certificate
 from tests.cli.conftest import Cli, Names
+
+from keyless.authority.store import SqlStore
 
 ROLE_ID = "0f6e7c9a-1b2d-4e3f-8a9b-0c1d2e3f4a5b"
 
@@ -266,3 +269,28 @@ def test_apply_refuses_an_identifier_uri_another_stored_application_owns(
     assert "identifierUris already exists" in result.stderr
     listed = cli("app", "list", names.tenant_id, "--json")
     assert "api-two" not in listed.stdout and "api-one" in listed.stdout
+
+
+def test_apply_while_another_apply_holds_the_lock_says_so(tmp_path: Path, names: Names) -> None:
+    with run_authority(tmp_path / "authority", apply_lock_timeout=0.5) as authority:
+        other_node = SqlStore.from_url(authority.authority.settings.database)
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with other_node.transaction(lock_timeout=5):
+                held.set()
+                release.wait(30)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert held.wait(10)
+            result = Cli(authority.data_dir)("apply", "-f", str(trust_file(tmp_path, names)))
+        finally:
+            release.set()
+            holder.join(10)
+            other_node.close()
+        assert result.exit_code == 1, result.output
+        assert "another apply is in progress" in result.output
+        assert "wait for the other apply to finish" in result.output
+        assert Cli(authority.data_dir)("apply", "-f", str(trust_file(tmp_path, names))).exit_code == 0

@@ -26,7 +26,7 @@ from keyless.authority.store import RedisOneTimeUse, SqlStore, Store
 from keyless.authority.token.client_auth import ClientAuthenticator, ClientAuthPolicy, OneTimeUse
 from keyless.authority.token.client_credentials import TokenService
 from keyless.config import AuthoritySettings
-from keyless.errors import ConfigurationError
+from keyless.errors import ConfigurationError, StoreUnavailable
 from keyless.jose import KeyEncryptionKey
 from keyless.trust import IssuerKeyCache
 
@@ -58,24 +58,48 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _open_store(url: str) -> SqlStore:
+def _open_store(url: str, *, timeout: float, wait: float) -> SqlStore:
     """The store, migrated; a URL keyless cannot use, or a database that refuses it, is one clear
-    line (the password never shown) instead of a driver's traceback."""
+    line (the password never shown) instead of a driver's traceback.
+
+    A PostgreSQL server that cannot be reached is retried with backoff (0.5 s doubling to 5 s) for
+    up to ``wait`` seconds, announced in one line; SQLite's problems (a read-only file) are not
+    transient and are reported at once.
+    """
     import sqlalchemy.exc
     from sqlalchemy.engine import make_url
 
+    from keyless.authority.store._health import is_unavailable
+
     try:
-        shown = make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except sqlalchemy.exc.ArgumentError:
         raise ConfigurationError(f"KEYLESS_DATABASE_URL {url!r} is not a database URL") from None
+    shown = parsed.render_as_string(hide_password=True)
     supported = "keyless supports sqlite:///PATH and postgresql+psycopg://"
-    try:
-        return SqlStore.from_url(url, migrate=True)
-    except (ModuleNotFoundError, sqlalchemy.exc.NoSuchModuleError) as exc:
-        raise ConfigurationError(f"no database driver for {shown} ({exc}): {supported}") from None
-    except sqlalchemy.exc.DBAPIError as exc:
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        raise ConfigurationError(f"cannot open the database {shown}: {reason}") from None
+    deadline = time.monotonic() + wait
+    delay = 0.5
+    announced = False
+    while True:
+        try:
+            store = SqlStore.from_url(url, migrate=True, timeout=timeout)
+        except (ModuleNotFoundError, sqlalchemy.exc.NoSuchModuleError) as exc:
+            raise ConfigurationError(f"no database driver for {shown} ({exc}): {supported}") from None
+        except sqlalchemy.exc.DBAPIError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            transient = is_unavailable(exc) and parsed.get_backend_name() != "sqlite"
+            if not transient or time.monotonic() + delay > deadline:
+                waited = f" (still unreachable after {wait:g} s)" if announced else ""
+                raise ConfigurationError(f"cannot open the database {shown}: {reason}{waited}") from None
+            if not announced:
+                log.warning("database %s not reachable (%s); retrying for up to %g s", shown, reason, wait)
+                announced = True
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            continue
+        if announced:
+            log.warning("database %s reachable; starting", shown)
+        return store
 
 
 class Authority:
@@ -138,9 +162,15 @@ class Authority:
             if settings.kek
             else KeyEncryptionKey.load_or_create(settings.data_dir / "kek.key")
         )
-        store = _open_store(settings.database)
-        authority = cls(settings, store, kek)
-        authority.bootstrap_admin_key()
+        store = _open_store(
+            settings.database, timeout=settings.database_timeout, wait=settings.database_startup_timeout
+        )
+        try:
+            authority = cls(settings, store, kek)
+            authority.bootstrap_admin_key()
+        except StoreUnavailable as exc:
+            store.close()
+            raise ConfigurationError(f"cannot start: {exc.reason}") from None
         (settings.data_dir / URL_FILE).write_text(settings.base_url + "\n")
         for warning in settings.development_warnings():
             log.warning("!!! %s", warning)
@@ -184,12 +214,16 @@ class Authority:
                 if time.monotonic() - last_housekeeping > HOUSEKEEPING_INTERVAL:
                     last_housekeeping = time.monotonic()
                     await anyio.to_thread.run_sync(self.admin.housekeeping)
+            except StoreUnavailable:  # the store logs the outage and its end, once each
+                continue
             except Exception:  # keep serving from the last snapshot whatever the store does
                 log.exception("background refresh failed; serving the last directory snapshot")
 
     async def aclose(self) -> None:
         try:
             await anyio.to_thread.run_sync(self.refusals.flush)
+        except StoreUnavailable as exc:  # the audit log has them; closing goes on
+            log.warning("could not write the last %d refusals to the store: %s", len(self.refusals), exc)
         except Exception:  # the audit log has them; closing goes on
             log.exception("could not write the last refusals to the store")
         await self.issuer_keys.aclose()

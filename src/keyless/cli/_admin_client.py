@@ -29,6 +29,7 @@ from keyless.errors import (
     ConfigurationError,
     Conflict,
     KeylessError,
+    Locked,
     NotFound,
     TransportError,
 )
@@ -57,6 +58,14 @@ class AdminClient:
                 f"{method} {path} failed ({response.status_code}): {_message(response)}", retryable=False
             )
         return response.json() if response.content else None
+
+
+def _code(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error", {})
+    except (ValueError, AttributeError):
+        return ""
+    return str(error.get("code", "")) if isinstance(error, dict) else ""
 
 
 def _message(response: httpx.Response) -> str:
@@ -178,7 +187,8 @@ class Unreachable(TransportError):
 def call(client: AdminClient, method: str, path: str, **kwargs: Any) -> Any:
     """Like ``AdminClient.request``, with failures mapped onto the exception tree: 400 ->
     ConfigurationError (one problem per detail), 401 -> ConfigurationError, 404 -> NotFound,
-    409 -> AlreadyExists, 412 -> Conflict, no answer -> Unreachable, others -> TransportError."""
+    409 -> AlreadyExists (Locked while another apply runs), 412 -> Conflict, no answer -> Unreachable,
+    others -> TransportError."""
     url = f"{client.base_url}/admin/v1.0{path}"
     try:
         response = client.http.request(method, url, **kwargs)
@@ -195,10 +205,16 @@ def call(client: AdminClient, method: str, path: str, **kwargs: Any) -> Any:
         raise ConfigurationError([_message(response)])
     if status == 401:
         raise ConfigurationError("the admin key was refused: pass --admin-key or set KEYLESS_ADMIN_KEY")
+    if status == 409 and _code(response) == "ApplyInProgress":
+        raise Locked(_message(response))
     mapped: dict[int, type[KeylessError]] = {404: NotFound, 409: AlreadyExists, 412: Conflict}
     if status in mapped:
         raise mapped[status](_message(response))
-    raise TransportError(f"{method} {path} failed ({status}): {_message(response)}", retryable=status >= 500)
+    retry = response.headers.get("retry-after")
+    later = f" (the authority asks to retry after {retry} s)" if status == 503 and retry else ""
+    raise TransportError(
+        f"{method} {path} failed ({status}): {_message(response)}{later}", retryable=status >= 500
+    )
 
 
 class ServerProblems(ConfigurationError):

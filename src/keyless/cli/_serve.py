@@ -105,7 +105,7 @@ def serve(
     if trust is not None:
         from keyless.authority import apply, load_trust_file
 
-        changes = apply(authority.admin, load_trust_file(trust))
+        changes = apply(authority.admin, load_trust_file(trust), lock_timeout=settings.apply_lock_timeout)
         _note(f"trust file {trust}: {len(changes.changes)} change(s) applied")
     _announce(settings, tls)
     ssl = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}

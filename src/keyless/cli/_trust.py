@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import typer
 import yaml
 
@@ -30,6 +31,10 @@ PRUNE = typer.Option(
 )
 WAIT = typer.Option(0.0, "--wait", help="Seconds to wait for the authority to come up first.")
 _STYLE = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
+# An apply is one transaction the server bounds itself (its wait for another apply's lock, each
+# statement's timeout): the CLI waits for its answer however long it takes, because giving up
+# would not stop it (a retry would only queue behind it). Connecting and sending stay bounded.
+APPLY_TIMEOUT = httpx.Timeout(30.0, read=None)
 
 
 def _send(
@@ -42,7 +47,13 @@ def _send(
             session.wait(wait)
         try:
             with progress(f"{action} {file} ({len(body['tenants'])} tenant(s)) ..."):
-                result = session.call("POST", f"/trust/resolved/{action}", params={"prune": prune}, json=body)
+                result = session.call(
+                    "POST",
+                    f"/trust/resolved/{action}",
+                    params={"prune": prune},
+                    json=body,
+                    timeout=APPLY_TIMEOUT,
+                )
         except ServerProblems as exc:
             raise ConfigurationError(localize_problems(exc.located, doc)) from None
         return session.client.base_url, list(result["value"])

@@ -11,8 +11,10 @@ interval. Reads go through here too, so the HTTP layer never touches the store.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -80,10 +82,26 @@ class DirectoryAdmin:
         self._cache = cache
         self._publish_delay = key_publish_delay
         self._clock = clock
+        self._batching = threading.local()
 
     def _changed(self) -> None:
+        if getattr(self._batching, "active", False):
+            return  # the batch refreshes once, after it commits
         if self._cache is not None:
             self._cache.refresh()
+
+    @contextmanager
+    def batch(self, *, lock_timeout: float) -> Iterator[None]:
+        """Every write inside (in this thread) is one store transaction: all of it or nothing,
+        serialized against other batches on every node (``Locked`` after ``lock_timeout`` s of
+        waiting). The directory is refreshed once, after the commit."""
+        self._batching.active = True
+        try:
+            with self.store.transaction(lock_timeout=lock_timeout):
+                yield
+        finally:
+            self._batching.active = False
+        self._changed()
 
     # -- tenants ----------------------------------------------------------------------------------
     def create_tenant(
@@ -138,7 +156,10 @@ class DirectoryAdmin:
         app_roles: Sequence[AppRole] = (),
         requested_access_token_version: Literal[1, 2] | None = None,
         app_role_assignment_required: bool = False,
+        others: Sequence[Application] | None = None,
     ) -> Application:
+        """``others``: the tenant's applications when the caller holds them (a trust-file apply),
+        to check the new one against without reading them all again."""
         tenant = self.store.get_tenant(tenant_id)
         if app_id is not None and not rules.is_guid(app_id):
             raise _invalid(f"appId {app_id!r} is not a GUID")
@@ -153,7 +174,7 @@ class DirectoryAdmin:
             app_role_assignment_required=app_role_assignment_required,
             created_at=self._clock(),
         )
-        self.check_application(app)
+        self.check_application(app, others)
         created = self.store.create_application(app)
         self._changed()
         return created
@@ -179,8 +200,10 @@ class DirectoryAdmin:
             return named[0]
         raise NotFound(f"no application {ref!r} in tenant {tenant.id}")
 
-    def update_application(self, app: Application) -> Application:
-        self.check_application(app)
+    def update_application(
+        self, app: Application, others: Sequence[Application] | None = None
+    ) -> Application:
+        self.check_application(app, others)
         updated = self.store.update_application(app)
         self._changed()
         return updated
@@ -190,16 +213,25 @@ class DirectoryAdmin:
         self._changed()
 
     # -- role assignments ----------------------------------------------------------------------------
-    def assign_role(self, client: Application, resource: Application, role: str) -> AppRoleAssignment:
-        """Grant ``client`` the app role ``role`` (value or id) of ``resource``."""
+    def assign_role(
+        self,
+        client: Application,
+        resource: Application,
+        role: str,
+        existing: Sequence[AppRoleAssignment] | None = None,
+    ) -> AppRoleAssignment:
+        """Grant ``client`` the app role ``role`` (value or id) of ``resource``. ``existing``: the
+        assignments between these applications when the caller holds them (a trust-file apply)."""
         match = [r for r in resource.app_roles if role in (r.value, r.id)]
         if not match:
             raise NotFound(f"application {resource.display_name!r} has no app role {role!r}")
         if "Application" not in match[0].allowed_member_types:
             raise _invalid(f"app role {role!r} does not allow Application members")
         wanted = (client.service_principal_id, resource.service_principal_id, match[0].id)
-        for existing in self.store.list_role_assignments(resource.tenant_id):
-            if (existing.principal_id, existing.resource_id, existing.app_role_id) == wanted:
+        if existing is None:
+            existing = self.store.list_role_assignments(resource.tenant_id)
+        for held in existing:
+            if (held.principal_id, held.resource_id, held.app_role_id) == wanted:
                 raise AlreadyExists("Permission being assigned already exists on the object.")
         assignment = self.store.create_role_assignment(
             AppRoleAssignment(
@@ -300,7 +332,9 @@ class DirectoryAdmin:
         subject: str,
         audiences: Sequence[str] = (FIC_AUDIENCE_DEFAULT,),
         description: str | None = None,
+        others: Sequence[FederatedIdentityCredential] | None = None,
     ) -> FederatedIdentityCredential:
+        """``others``: the application's credentials when the caller holds them (a trust-file apply)."""
         fic = FederatedIdentityCredential(
             id=new_id(),
             application_id=app.object_id,
@@ -311,7 +345,7 @@ class DirectoryAdmin:
             description=description,
             created_at=self._clock(),
         )
-        self._check_fic(fic)
+        self._check_fic(fic, others)
         try:
             created = self.store.create_fic(fic)  # the store counts against the limit atomically
         except LimitReached as exc:
@@ -334,9 +368,13 @@ class DirectoryAdmin:
         self._changed()
         return updated
 
-    def _check_fic(self, fic: FederatedIdentityCredential) -> None:
+    def _check_fic(
+        self, fic: FederatedIdentityCredential, others: Sequence[FederatedIdentityCredential] | None = None
+    ) -> None:
         check_fic(fic)
-        clash = rules.fic_clash(fic, self.store.list_fics(fic.application_id))
+        if others is None:
+            others = self.store.list_fics(fic.application_id)
+        clash = rules.fic_clash(fic, others)
         if clash is not None:
             raise AlreadyExists(clash)
 

@@ -211,16 +211,24 @@ class DirectoryCache:
         self._lock = threading.Lock()
         self._clock = clock
         self._current = load_directory(store, keys)
+        self._checked_at = time.monotonic()
 
     @property
     def current(self) -> Directory:
         return self._current
 
+    @property
+    def age(self) -> float:
+        """Seconds since the snapshot was last confirmed current against the store."""
+        return time.monotonic() - self._checked_at
+
     def refresh(self, *, force: bool = False) -> bool:
         """Reload if the store's revision changed (or ``force``); True if a new snapshot was built."""
         with self._lock:
             if not force and self._store.revision() == self._current.revision:
+                self._checked_at = time.monotonic()
                 return False
             self._current = load_directory(self._store, self._keys)
+            self._checked_at = time.monotonic()
             log.debug("directory reloaded at revision %s", self._current.revision)
             return True

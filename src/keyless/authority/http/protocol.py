@@ -18,12 +18,13 @@ from keyless.authority.directory.recordable import MAX_PATH, identifier, printab
 from keyless.authority.directory.rules import is_guid
 from keyless.authority.http.errors import NO_STORE, json_response, oauth_error_response
 from keyless.authority.http.forms import read_basic_auth, read_form
+from keyless.authority.http.ops import health, ready
 from keyless.authority.model import Refusal
 from keyless.authority.token.aadsts import refuse
 from keyless.authority.token.client_credentials import GRANT_TYPE, TokenRequest
 from keyless.authority.token.minting import v1_issuer, v2_issuer
 from keyless.authority.token.tenants import MULTI_TENANT, is_tenant_ref, resolve_tenant
-from keyless.errors import OAuthError
+from keyless.errors import OAuthError, StoreUnavailable
 
 if TYPE_CHECKING:
     from keyless.authority._service import Authority
@@ -111,6 +112,11 @@ async def _token(request: Request, version: Literal[1, 2]) -> Response:
         result = await authority.tokens.issue(token_request)
     except OAuthError as exc:
         return _refused(exc, request, detailed=detailed, client_id=client_id, grant_type=grant_type)
+    except StoreUnavailable as exc:  # the jti replay check needs the database
+        unavailable = refuse(90033, detail=exc.reason)
+        response = _refused(unavailable, request, client_id=client_id, grant_type=grant_type)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     return json_response(result.body, 200, NO_STORE)
 
 
@@ -238,17 +244,13 @@ async def instance_discovery(request: Request) -> Response:
     return json_response(body, 200, DISCOVERY_HEADERS)
 
 
-async def health(request: Request) -> Response:
-    directory = _authority(request).directory()
-    return json_response({"status": "ok", "revision": directory.revision}, 200, NO_STORE)
-
-
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 def protocol_routes() -> list[Route]:
     return [
         Route("/healthz", health, methods=["GET"]),
+        Route("/readyz", ready, methods=["GET"]),
         Route("/common/discovery/instance", instance_discovery, methods=["GET"]),
         Route("/{tenant}/oauth2/v2.0/token", token_v2, methods=ALL_METHODS),
         Route("/{tenant}/oauth2/token", token_v1, methods=ALL_METHODS),

@@ -15,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
-from keyless.authority.store._engine import create_store_engine
+from keyless.authority.store._engine import UNBOUNDED, create_store_engine
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "upgrade_to_head"]
 
@@ -48,6 +48,10 @@ def upgrade_to_head(url_or_engine: str | Engine) -> None:
 
 def _upgrade(engine: Engine) -> None:
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # A migration may rewrite a big table, and waits for another node's: no statement bound.
+            connection.execution_options(**{UNBOUNDED: True})
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         _lock_out_other_migrators(connection)
         command.upgrade(alembic_config(connection), "head")
 

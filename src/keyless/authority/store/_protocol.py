@@ -12,11 +12,16 @@ Rules:
   the count and the insert are one atomic step, so concurrent creates cannot pass the limit.
 - Deleting a tenant deletes everything in it; deleting an application deletes its credentials,
   federated credentials and role assignments (both as client and as resource).
+- ``transaction()`` makes every call inside it (in that thread) one transaction, committed whole
+  or not at all, and serialized against every other ``transaction()`` on the same database.
+- A database that cannot be reached within its bounds raises ``StoreUnavailable``, never waits
+  unbounded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -116,6 +121,14 @@ class Store(Protocol):
 
     def collect_garbage(self, now: float) -> int:
         """Delete expired one-time-use records; return how many rows went."""
+        ...
+
+    def transaction(self, *, lock_timeout: float) -> AbstractContextManager[None]:
+        """All-or-nothing and serialized; ``Locked`` if another one holds the lock past ``lock_timeout``."""
+        ...
+
+    def ping(self) -> None:
+        """One bounded round trip (``StoreUnavailable`` when the database does not answer)."""
         ...
 
     def close(self) -> None: ...

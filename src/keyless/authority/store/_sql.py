@@ -8,9 +8,11 @@ or ``NotFound`` (missing parent). Row <-> object translation lives in ``_mapping
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -26,7 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql.dml import ReturningInsert
 
 from keyless.authority.model import (
@@ -41,7 +44,14 @@ from keyless.authority.model import (
     Tenant,
 )
 from keyless.authority.store import _mapping as m
-from keyless.authority.store._engine import create_store_engine, enable_sqlite_pragmas
+from keyless.authority.store._engine import (
+    DEFAULT_DATABASE_TIMEOUT,
+    create_store_engine,
+    enable_sqlite_pragmas,
+    engine_timeout,
+    statement_timed_out,
+)
+from keyless.authority.store._health import StoreHealth, is_unavailable
 from keyless.authority.store._migrate import upgrade_to_head
 from keyless.authority.store._protocol import StoreSnapshot
 from keyless.authority.store._tables import (
@@ -63,8 +73,10 @@ from keyless.errors import (
     ConfigurationError,
     Conflict,
     LimitReached,
+    Locked,
     NotFound,
     StorageError,
+    StoreUnavailable,
 )
 
 __all__ = ["SqlStore", "create_store_engine"]
@@ -79,6 +91,9 @@ _SQLITE_UNIQUE = {1555, 2067}  # PRIMARYKEY, UNIQUE
 _SQLITE_FOREIGN_KEY = 787
 _PG_UNIQUE = "23505"
 _PG_FOREIGN_KEY = "23503"
+
+# The PostgreSQL advisory lock that serializes ``SqlStore.transaction`` across nodes ("keyl").
+APPLY_LOCK_KEY = 0x6B65796C
 
 
 # -- error translation ---------------------------------------------------------------------------
@@ -107,6 +122,18 @@ def _storage_error(exc: IntegrityError, subject: str) -> StorageError | None:
 
 # -- the store -----------------------------------------------------------------------------------
 
+_LOCKED = "another apply is in progress (it holds the directory's write lock); try again when it has finished"
+
+
+class _Unit:
+    """An open ``SqlStore.transaction()``: its connection, and whether anything was written."""
+
+    __slots__ = ("conn", "dirty")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dirty = False
+
 
 class SqlStore:
     """The authority's store on a SQLAlchemy ``Engine`` (SQLite or PostgreSQL)."""
@@ -118,11 +145,19 @@ class SqlStore:
         if dialect == "sqlite":
             enable_sqlite_pragmas(engine)
         self._engine = engine
+        where = engine.url.render_as_string(hide_password=True)
+        self.health = StoreHealth(where, timeout=engine_timeout(engine))
+        # The open ``transaction()`` of this thread or task, which every call joins.
+        self._unit: ContextVar[_Unit | None] = ContextVar(f"keyless_store_unit_{id(self)}", default=None)
+        self._units = threading.Lock()  # one transaction() per process at a time (then per database)
 
     @classmethod
-    def from_url(cls, url: str, *, migrate: bool = True) -> SqlStore:
-        """A store on ``url``; ``migrate`` brings the schema up to date first."""
-        engine = create_store_engine(url)
+    def from_url(
+        cls, url: str, *, migrate: bool = True, timeout: float = DEFAULT_DATABASE_TIMEOUT
+    ) -> SqlStore:
+        """A store on ``url``, every database wait bounded by ``timeout`` seconds; ``migrate``
+        brings the schema up to date first."""
+        engine = create_store_engine(url, timeout=timeout)
         if migrate:
             upgrade_to_head(engine)
         return cls(engine)
@@ -134,20 +169,102 @@ class SqlStore:
     # -- plumbing --------------------------------------------------------------------------------
 
     @contextmanager
+    def _use(self, *, write: bool) -> Iterator[Connection]:
+        """A connection (in a transaction that commits on success when ``write``), or the open
+        ``transaction()``'s. A database that is not there becomes ``StoreUnavailable``."""
+        unit = self._unit.get()
+        if unit is not None:
+            unit.dirty |= write
+            yield unit.conn
+            return
+        try:
+            with self._engine.begin() if write else self._engine.connect() as conn:
+                yield conn
+        except (DBAPIError, PoolTimeout) as exc:
+            if not is_unavailable(exc):
+                raise
+            raise self._failed(exc) from None
+        self.health.succeeded()
+
+    def _failed(self, exc: BaseException) -> StoreUnavailable:
+        return self.health.failed(exc, timed_out=statement_timed_out())
+
+    def ping(self) -> None:
+        """One round trip to the database (``StoreUnavailable`` if it does not answer in time)."""
+        with self._use(write=False) as conn:
+            conn.execute(select(1)).scalar()
+
+    @contextmanager
+    def transaction(self, *, lock_timeout: float) -> Iterator[None]:
+        """Every store call inside (in this thread) is one transaction: all of it commits, or none.
+
+        Transactions are serialized across processes and nodes: PostgreSQL's advisory lock, SQLite's
+        write lock (``BEGIN IMMEDIATE``). One that cannot take the lock within ``lock_timeout``
+        seconds raises ``Locked``. Other writes go on meanwhile (in SQLite they wait for it).
+        """
+        if self._unit.get() is not None:
+            raise RuntimeError("store transactions do not nest")
+        deadline = time.monotonic() + max(0.0, lock_timeout)
+        if not self._units.acquire(timeout=max(0.0, lock_timeout)):
+            raise Locked(_LOCKED)
+        try:
+            with self._use(write=False) as conn:
+                self._take_write_lock(conn, deadline)
+                unit = _Unit(conn)
+                token = self._unit.set(unit)
+                try:
+                    yield
+                    if unit.dirty:
+                        conn.execute(update(meta).values(revision=meta.c.revision + 1))
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+                finally:
+                    self._unit.reset(token)
+        finally:
+            self._units.release()
+
+    def _take_write_lock(self, conn: Connection, deadline: float) -> None:
+        """The database-wide lock ``transaction()`` holds until it ends; ``Locked`` past ``deadline``."""
+        postgresql_lock = select(func.pg_try_advisory_xact_lock(APPLY_LOCK_KEY))
+        while True:
+            if self._engine.dialect.name == "postgresql":
+                if conn.execute(postgresql_lock).scalar():
+                    return
+            else:  # SQLite waits in its busy handler: bound it by what is left of the wait
+                left = max(0, int((deadline - time.monotonic()) * 1000))
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={left}")
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    return
+                except DBAPIError as exc:
+                    if "locked" not in str(exc.orig) and "busy" not in str(exc.orig):
+                        raise
+                    conn.rollback()
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={int(self.health.timeout * 1000)}")
+            if time.monotonic() >= deadline:
+                raise Locked(_LOCKED)
+            time.sleep(0.05)
+
+    @contextmanager
     def _writing(self, subject: str, *, serialized: bool = False) -> Iterator[Connection]:
         """One write transaction that bumps the revision on success.
 
         ``serialized`` bumps it first instead: that write takes the store's write lock (the one
         ``meta`` row in PostgreSQL, the database in SQLite) before anything is read, so a
-        read-then-write (a count against a limit) cannot interleave with another one.
+        read-then-write (a count against a limit) cannot interleave with another one. Inside a
+        ``transaction()`` the revision moves once, when it commits.
         """
         bump = update(meta).values(revision=meta.c.revision + 1)
+        in_unit = self._unit.get() is not None
         try:
-            with self._engine.begin() as conn:
-                if serialized:
+            with self._use(write=True) as conn:
+                if serialized and not in_unit:
                     conn.execute(bump)
                 yield conn
-                if not serialized:
+                if not serialized and not in_unit:
                     conn.execute(bump)
         except IntegrityError as exc:
             error = _storage_error(exc, subject)
@@ -158,7 +275,7 @@ class SqlStore:
     def _rows(
         self, table: Table, *where: ColumnElement[bool], order_by: Sequence[Any] = ()
     ) -> list[RowMapping]:
-        with self._engine.connect() as conn:
+        with self._use(write=False) as conn:
             query = select(table).where(*where).order_by(*order_by)
             return list(conn.execute(query).mappings())
 
@@ -314,10 +431,13 @@ class SqlStore:
     def create_fic(self, fic: FederatedIdentityCredential) -> FederatedIdentityCredential:
         fics = federated_identity_credentials
         subject = f"federated credential {fic.name!r}"
+        # PostgreSQL also locks the application's row, so creates inside a transaction() (which
+        # leaves the revision for its end) and outside it count one after the other.
         limit_of_app = (
             select(tenants.c.max_fics_per_app)
             .select_from(applications.join(tenants, applications.c.tenant_id == tenants.c.id))
             .where(applications.c.object_id == fic.application_id)
+            .with_for_update(of=applications)
         )
         of_app = select(func.count()).select_from(fics).where(fics.c.application_id == fic.application_id)
         with self._writing(subject, serialized=True) as conn:
@@ -379,7 +499,7 @@ class SqlStore:
     def use_once(self, key: str, expires_at: float) -> bool:
         """Claim ``key`` atomically: a new key, or one whose previous claim has expired, wins."""
         claim = self._claim_statement(key, expires_at, now=time.time())
-        with self._engine.begin() as conn:
+        with self._use(write=True) as conn:
             return conn.execute(claim).first() is not None
 
     def _claim_statement(self, key: str, expires_at: float, now: float) -> ReturningInsert[tuple[str]]:
@@ -403,15 +523,18 @@ class SqlStore:
         ).returning(one_time_use.c.key)
 
     def revision(self) -> int:
-        with self._engine.connect() as conn:
+        with self._use(write=False) as conn:
             value = conn.execute(select(meta.c.revision).where(meta.c.id == 1)).scalar()
         return int(value or 0)
 
     def snapshot(self) -> StoreSnapshot:
         """One query per table inside one read transaction: PostgreSQL's REPEATABLE READ, SQLite's
         WAL read snapshot (an explicit BEGIN: the driver starts none for reads)."""
-        with self._engine.connect() as conn:
-            if self._engine.dialect.name == "postgresql":
+        in_unit = self._unit.get() is not None
+        with self._use(write=False) as conn:
+            if in_unit:
+                pass  # the open transaction() is the consistent read
+            elif self._engine.dialect.name == "postgresql":
                 conn.execution_options(isolation_level="REPEATABLE READ")
             else:
                 conn.exec_driver_sql("BEGIN")
@@ -441,7 +564,8 @@ class SqlStore:
                     signing_keys, m.signing_key_from, signing_keys.c.created_at, signing_keys.c.kid
                 ),
             )
-            conn.rollback()
+            if not in_unit:
+                conn.rollback()
         return snapshot
 
     def record_refusals(self, refusals: Sequence[Refusal], *, keep: int) -> None:
@@ -449,7 +573,7 @@ class SqlStore:
             return
         rows = [m.refusal_row(r) for r in refusals]
         newest = select(func.max(refusals_table.c.id)).scalar_subquery()
-        with self._engine.begin() as conn:
+        with self._use(write=True) as conn:
             conn.execute(insert(refusals_table), rows)
             conn.execute(delete(refusals_table).where(refusals_table.c.id <= newest - keep))
 
@@ -458,12 +582,12 @@ class SqlStore:
         query = select(refusals_table).order_by(*newest_first).limit(max(0, limit))
         if tenants is not None:
             query = query.where(refusals_table.c.tenant.in_([t.lower() for t in tenants]))
-        with self._engine.connect() as conn:
+        with self._use(write=False) as conn:
             rows = conn.execute(query).mappings().all()
         return [m.refusal_from(row) for row in rows]
 
     def collect_garbage(self, now: float) -> int:
-        with self._engine.begin() as conn:
+        with self._use(write=True) as conn:
             expired = delete(one_time_use).where(one_time_use.c.expires_at <= now)
             return conn.execute(expired).rowcount
 

@@ -267,6 +267,14 @@ _ENTRIES = [
         "Unknown or invalid instance.",
         "Instance discovery for an authority this server does not serve.",
     ),
+    AadstsCode(
+        90033,
+        "temporarily_unavailable",
+        503,
+        "A transient error has occurred. Please try again.",
+        "The request needs the database (a certificate assertion's jti replay check) and it did not "
+        "answer within KEYLESS_DATABASE_TIMEOUT; sent with Retry-After (Entra's MsodsServiceUnavailable).",
+    ),
 ]
 
 CATALOGUE: dict[int, AadstsCode] = {entry.code: entry for entry in _ENTRIES}

@@ -103,15 +103,26 @@ def plan(admin: DirectoryAdmin, doc: TrustDocument, *, prune: bool = False) -> P
     return _Reconciler(admin, prune=prune, execute=False).run(doc)
 
 
-def apply(admin: DirectoryAdmin, doc: TrustDocument, *, prune: bool = False) -> Plan:
-    """Make the store match ``doc`` and return what was changed (checked by a dry run first)."""
-    plan(admin, doc, prune=prune)
-    return _Reconciler(admin, prune=prune, execute=True).run(doc)
+def apply(
+    admin: DirectoryAdmin, doc: TrustDocument, *, prune: bool = False, lock_timeout: float = 60.0
+) -> Plan:
+    """Make the store match ``doc`` and return what was changed (checked by a dry run first).
+
+    One transaction: every change (deletions with ``prune`` included) lands, or none does, even if
+    the process dies half-way. Applies are serialized across nodes; one that waits more than
+    ``lock_timeout`` seconds for another raises ``Locked``. The dry run runs under the same lock,
+    so it sees what the apply will change.
+    """
+    with admin.batch(lock_timeout=lock_timeout):
+        plan(admin, doc, prune=prune)
+        return _Reconciler(admin, prune=prune, execute=True).run(doc)
 
 
-def apply_trust_file(admin: DirectoryAdmin, path: str | Path, *, prune: bool = False) -> Plan:
+def apply_trust_file(
+    admin: DirectoryAdmin, path: str | Path, *, prune: bool = False, lock_timeout: float = 60.0
+) -> Plan:
     """Load and apply a YAML trust file: the start-up seeding step."""
-    return apply(admin, load_trust_file(path), prune=prune)
+    return apply(admin, load_trust_file(path), prune=prune, lock_timeout=lock_timeout)
 
 
 # -- reconciliation ---------------------------------------------------------------------------------
@@ -162,6 +173,7 @@ class _Reconciler:
         self.now = time.time()  # secrets that expired by now are renewed
         self.changes: list[Change] = []
         self.problems: list[Problem] = []
+        self.tenant_apps: dict[str, Application] = {}  # the current tenant's, by object id, as written
 
     def run(self, doc: TrustDocument) -> Plan:
         for tenant in doc.tenants:
@@ -216,6 +228,7 @@ class _Reconciler:
                 )
         stored_apps = {a.app_id: a for a in self.admin.list_applications(spec.id)}
         named = {a.app_id for a in spec.applications}
+        self.tenant_apps = {a.object_id: a for a in stored_apps.values()}
         if self.prune:
             extra = sorted((a for a in stored_apps.values() if a.app_id not in named), key=_app_order)
             for app in extra:
@@ -223,6 +236,7 @@ class _Reconciler:
                     "delete", "application", f"{spec.display_name}/{app.display_name}", app.app_id
                 ):
                     self.admin.delete_application(app.object_id)
+                    del self.tenant_apps[app.object_id]
         self._check_identifier_uris(spec, stored_apps)
         apps = {a.app_id: self._application(spec, a, stored_apps.get(a.app_id)) for a in spec.applications}
         self._assignments(spec, apps)
@@ -255,9 +269,11 @@ class _Reconciler:
                 object_id=new_id(), app_id=spec.app_id, tenant_id=tenant.id, app_roles=roles, **properties
             )
             if self._record("create", "application", name, f"appId {spec.app_id}"):
+                others = list(self.tenant_apps.values())
                 app = self.admin.create_application(
-                    tenant.id, app_id=spec.app_id, app_roles=roles, **properties
+                    tenant.id, app_id=spec.app_id, app_roles=roles, others=others, **properties
                 )
+                self.tenant_apps[app.object_id] = app
         else:
             app = dataclasses.replace(stored, app_roles=roles, **properties)
             details = [
@@ -271,15 +287,19 @@ class _Reconciler:
             ]
             detail = "; ".join(d for d in details if d)
             if detail and self._record("update", "application", name, detail):
-                app = self.admin.update_application(app)
-        self._fics(tenant, spec, app, name)
-        self._secrets(spec, app, name)
-        self._certificates(spec, app, name)
+                app = self.admin.update_application(app, list(self.tenant_apps.values()))
+                self.tenant_apps[app.object_id] = app
+        new = stored is None  # an application not stored yet has no credentials to read
+        self._fics(tenant, spec, app, name, new)
+        self._secrets(spec, app, name, new)
+        self._certificates(spec, app, name, new)
         return app
 
     # -- credentials ----------------------------------------------------------------------------------
-    def _fics(self, tenant: TenantSpec, spec: ApplicationSpec, app: Application, name: str) -> None:
-        stored = {f.name: f for f in self.admin.list_fics(app)}
+    def _fics(
+        self, tenant: TenantSpec, spec: ApplicationSpec, app: Application, name: str, new: bool
+    ) -> None:
+        stored = {} if new else {f.name: f for f in self.admin.list_fics(app)}
         named = {f.name for f in spec.fics}
         kept = dict(stored)
         for fic in sorted((f for f in stored.values() if f.name not in named), key=lambda f: f.name):
@@ -292,13 +312,14 @@ class _Reconciler:
             current = kept.get(want.name)
             if current is None:
                 if self._record("create", "fic", f"{name}/{want.name}", f"{want.issuer} {want.subject}"):
-                    self.admin.create_fic(
+                    kept[want.name] = self.admin.create_fic(
                         app,
                         name=want.name,
                         issuer=want.issuer,
                         subject=want.subject,
                         audiences=want.audiences,
                         description=want.description,
+                        others=list(kept.values()),
                     )
                 continue
             detail = _fic_diff(current, want)
@@ -343,8 +364,8 @@ class _Reconciler:
                         )
                     )
 
-    def _secrets(self, spec: ApplicationSpec, app: Application, name: str) -> None:
-        stored = self.admin.list_secrets(app)
+    def _secrets(self, spec: ApplicationSpec, app: Application, name: str, new: bool) -> None:
+        stored = [] if new else self.admin.list_secrets(app)
         named = {s.display_name for s in spec.secrets}
         if self.prune:
             for secret in sorted((s for s in stored if s.display_name not in named), key=_secret_order):
@@ -383,8 +404,8 @@ class _Reconciler:
             return "the stored secret expired"
         return ""
 
-    def _certificates(self, spec: ApplicationSpec, app: Application, name: str) -> None:
-        stored = self.admin.list_certificates(app)
+    def _certificates(self, spec: ApplicationSpec, app: Application, name: str, new: bool) -> None:
+        stored = [] if new else self.admin.list_certificates(app)
         wanted = {c.thumbprint for c in spec.certificates}
         if self.prune:
             for cert in sorted((c for c in stored if c.thumbprint_sha1 not in wanted), key=_cert_order):
@@ -430,11 +451,12 @@ class _Reconciler:
             for label, assignment_id in labelled:
                 if self._record("delete", "roleAssignment", label):
                     self.admin.unassign_role(assignment_id)
+        held = list(existing.values())  # all that can match: the wanted ones are distinct
         for key, (client, resource, role) in wanted.items():
             if key not in existing:
                 label = f"{tenant.display_name}/{client.display_name} -> {resource.display_name}/{role.value}"
                 if self._record("create", "roleAssignment", label):
-                    self.admin.assign_role(client, resource, role.id)
+                    self.admin.assign_role(client, resource, role.id, existing=held)
 
 
 def _fic_diff(current: FederatedIdentityCredential, want: FicSpec) -> str:

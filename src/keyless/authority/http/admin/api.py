@@ -4,9 +4,11 @@ Microsoft Graph-shaped JSON, signing keys, and trust documents (plan / apply / e
 Every ``/v1.0`` route needs ``Authorization: Bearer <admin key>``. Errors have Graph's shape,
 ``{"error": {"code", "message", "details": [{"message"}], "innerError"}}``: NotFound -> 404,
 AlreadyExists -> 409, a lost compare-and-swap or a stale ``If-Match`` -> 412, invalid input -> 400
-(never 422, never 500). Routes are plain functions, so FastAPI runs the store calls in its
-threadpool. The OpenAPI document (``/admin/openapi.json``) and ``/admin/docs`` are public: they
-describe the API and hold no data. Routes live in ``_admin_directory`` and ``_admin_federation``.
+(never 422, never 500), another apply holding the write lock too long -> 409, a database that
+does not answer within its bound -> 503 ``serviceNotAvailable`` with ``Retry-After``. Routes are
+plain functions, so FastAPI runs the store calls in its threadpool. The OpenAPI document
+(``/admin/openapi.json``) and ``/admin/docs`` are public: they describe the API and hold no data.
+Routes live in ``_admin_directory`` and ``_admin_federation``.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from keyless.authority.http.admin import graph_json as gj
 from keyless.authority.http.admin import trustfile as _admin_trustwire
 from keyless.authority.http.admin.common import Unauthorized
 from keyless.authority.trustfile.schema import TrustFileError
-from keyless.errors import AlreadyExists, ConfigurationError, Conflict, NotFound
+from keyless.errors import AlreadyExists, ConfigurationError, Conflict, Locked, NotFound, StoreUnavailable
 
-__all__ = ["create_admin_api", "graph_error"]
+__all__ = ["create_admin_api", "graph_error", "store_unavailable"]
 
 REALM = 'Bearer realm="keyless-admin"'
+LOCKED_CODE = "ApplyInProgress"  # 409: another apply held the directory's write lock too long
 
 
 # -- errors -------------------------------------------------------------------------------------------
@@ -85,7 +88,21 @@ def _bad_request(problems: Sequence[str]) -> JSONResponse:
     return graph_error(400, "Request_BadRequest", message, problems)
 
 
+def store_unavailable(exc: StoreUnavailable) -> JSONResponse:
+    """Graph's answer while its directory is out of reach: 503, come back after ``Retry-After``."""
+    return graph_error(
+        503,
+        "serviceNotAvailable",
+        "The directory store is temporarily unavailable; retry after the Retry-After delay.",
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 async def _on_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StoreUnavailable):
+        return store_unavailable(exc)
+    if isinstance(exc, Locked):
+        return graph_error(409, LOCKED_CODE, str(exc))
     if isinstance(exc, Unauthorized):
         return graph_error(401, "InvalidAuthenticationToken", str(exc))
     if isinstance(exc, NotFound):
@@ -136,6 +153,8 @@ def create_admin_api(authority: Authority) -> FastAPI:
             AlreadyExists: _on_error,
             Conflict: _on_error,
             ConfigurationError: _on_error,
+            StoreUnavailable: _on_error,
+            Locked: _on_error,
         },
     )
     api.state.authority = authority

@@ -18,6 +18,7 @@ from keyless.authority.http.admin.common import (
     IfMatch,
     Json,
     app_or_404,
+    authority_of,
     check_version,
     no_content,
     require_admin,
@@ -200,8 +201,10 @@ def plan_trust(admin: Admin, document: TrustBody, prune: bool = False) -> Json:
 
 
 @router.post("/trust/apply", tags=["trust"])
-def apply_trust(admin: Admin, document: TrustBody, prune: bool = False) -> Json:
-    return trust.apply(admin, trust.parse_trust_document(document), prune=prune).to_json()
+def apply_trust(admin: Admin, request: Request, document: TrustBody, prune: bool = False) -> Json:
+    lock_timeout = authority_of(request).settings.apply_lock_timeout
+    doc = trust.parse_trust_document(document)
+    return trust.apply(admin, doc, prune=prune, lock_timeout=lock_timeout).to_json()
 
 
 @router.get("/trust/export", tags=["trust"])

@@ -6,7 +6,8 @@ comes after an attacker's 200 MB body was buffered and parsed. This gate runs fi
 
 1. paths that describe the API (the OpenAPI document and its pages) are public and pass through;
 2. everything else needs ``Authorization: Bearer <admin key>``: 401 (Graph's error shape, with
-   ``WWW-Authenticate``) without reading the body;
+   ``WWW-Authenticate``) without reading the body; keys live in the store, so while the database
+   does not answer the gate says 503 with ``Retry-After`` (never a 500);
 3. a declared ``Content-Length`` over the cap is refused at once (413); an undeclared (chunked) body
    is read up to the cap and refused as soon as it passes it, so at most ``cap`` bytes are held;
 4. the accepted body is handed to the API as it was received.
@@ -15,11 +16,14 @@ comes after an attacker's 200 MB body was buffered and parsed. This gate runs fi
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keyless.errors import StoreUnavailable
 
 __all__ = ["ADMIN_API_HEADER", "PUBLIC_PATHS", "AdminGate"]
 
@@ -32,7 +36,12 @@ ADMIN_API_HEADER = (b"x-keyless-admin", b"v1.0")
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 KeyCheck = Callable[[str], bool]
-ErrorResponse = Callable[[int, str, str], ASGIApp]
+
+
+class ErrorResponse(Protocol):
+    def __call__(
+        self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None
+    ) -> ASGIApp: ...
 
 
 class _TooLarge(Exception):
@@ -57,7 +66,13 @@ class AdminGate:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        refusal = await self._authenticate(headers, scope)
+        try:
+            refusal = await self._authenticate(headers, scope)
+        except StoreUnavailable as exc:
+            message = "The directory store is temporarily unavailable; retry after the Retry-After delay."
+            retry = {"Retry-After": str(exc.retry_after)}
+            await self.error(503, "serviceNotAvailable", message, headers=retry)(scope, receive, send)
+            return
         if refusal is not None:
             await self.error(401, "InvalidAuthenticationToken", refusal)(scope, receive, send)
             return

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 
-from keyless.authority.http.admin.common import Admin, Json, require_admin
+from keyless.authority.http.admin.common import Admin, Json, authority_of, require_admin
 from keyless.authority.trustfile import reconcile as trust
 from keyless.authority.trustfile.wire import from_wire
 
@@ -35,6 +35,10 @@ def plan_resolved(admin: Admin, document: ResolvedBody, prune: bool = False) -> 
 
 
 @router.post("/trust/resolved/apply", tags=["trust"])
-def apply_resolved(admin: Admin, document: ResolvedBody, prune: bool = False) -> Json:
-    """Make the directory match the document (idempotent); returns the changes made."""
-    return trust.apply(admin, from_wire(document), prune=prune).to_json()
+def apply_resolved(admin: Admin, request: Request, document: ResolvedBody, prune: bool = False) -> Json:
+    """Make the directory match the document (idempotent, one transaction); returns the changes made.
+
+    A second apply waits for the first (on any node) up to ``KEYLESS_APPLY_LOCK_TIMEOUT``, then 409.
+    """
+    lock_timeout = authority_of(request).settings.apply_lock_timeout
+    return trust.apply(admin, from_wire(document), prune=prune, lock_timeout=lock_timeout).to_json()
