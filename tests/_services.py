@@ -33,6 +33,19 @@ def services_required() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("KEYLESS_REQUIRE_SERVICES") == "1"
 
 
+def program_or_skip(name: str, package: str) -> str:
+    """The path of program ``name`` (from Debian's ``package``, which .ci/run installs)."""
+    import shutil
+
+    found = shutil.which(name)
+    if found is None:
+        message = f"{name} is not installed (apt-get install {package})"
+        if services_required():
+            pytest.fail(f"{message} [required: CI or KEYLESS_REQUIRE_SERVICES=1]", pytrace=False)
+        pytest.skip(message)
+    return found
+
+
 def _unavailable(service: str, url_env: str, problem: str) -> None:
     message = f"{service} unreachable ({problem}); set {url_env} or start it"
     if services_required():

@@ -37,6 +37,7 @@ from typing import Any
 
 import uvicorn
 
+from keyless import _metrics
 from keyless._logging import UVICORN_LOGGING, LogFormat, configure_logging, log_format, with_request_id
 from keyless._net import bind_socket
 from keyless.errors import ConfigurationError
@@ -115,6 +116,7 @@ def _worker(target: _Target, sock: socket.socket, ready: Event, others: list[soc
         other.close()
     for sig in (signal.SIGINT, signal.SIGTERM):  # the supervisor's handlers; uvicorn sets its own
         signal.signal(sig, signal.SIG_DFL)
+    _metrics.reset_in_worker()
     configure_logging(target.log_level, target.log_format)
     app = target.app_factory(*target.factory_args)
     serve_here(app, sock, log_level=target.log_level, grace=target.grace, options=target.options, ready=ready)
@@ -203,6 +205,8 @@ class _Supervisor:
         if process.is_alive():
             return True
         process.join()
+        if process.pid is not None:
+            _metrics.worker_died(process.pid)
         if slot.sock is not None:  # new connections go to the live workers until the replacement listens
             slot.sock.close()
             slot.sock = None
@@ -271,6 +275,7 @@ def run_workers(
     children, so tools that sum a server's CPU over its children (``pgrep -P``) see all of it.
     """
     context = multiprocessing.get_context("fork")
+    metrics_dir = _metrics.prepare_multiprocess()  # one set of metrics for all the workers
     target = _Target(app_factory, tuple(factory_args), log_level, log_format(), grace, dict(options or {}))
     slots = [_Slot(number, _listen(host, port)) for number in range(count)]
     supervisor = _Supervisor(context, target, slots, name, (host, port))
@@ -292,4 +297,5 @@ def run_workers(
         supervisor.drain()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _metrics.cleanup_multiprocess(metrics_dir)
     return status

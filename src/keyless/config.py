@@ -75,6 +75,13 @@ class AuthoritySettings(BaseSettings):
         None,
         description="Base URL clients use (issuers and endpoints derive from it). Default: https://localhost:PORT",
     )
+    metrics_address: str | None = Field(
+        None,
+        description=(
+            "host:port of a separate, unauthenticated listener for Prometheus scrapes (GET /metrics); "
+            "default: none, /metrics on the main port with the admin key."
+        ),
+    )
     forwarded_allow_ips: str | None = Field(
         None,
         description=(

@@ -108,6 +108,11 @@ def serve(
         changes = apply(authority.admin, load_trust_file(trust), lock_timeout=settings.apply_lock_timeout)
         _note(f"trust file {trust}: {len(changes.changes)} change(s) applied")
     _announce(settings, tls)
+    if settings.metrics_address:
+        from keyless._metrics import serve_metrics
+
+        serve_metrics(settings.metrics_address)
+        _note(f"metrics: http://{settings.metrics_address}/metrics (no authentication: keep it private)")
     ssl = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)} if tls else {}
     limits = server_options(settings.server_limits, forwarded_allow_ips=settings.forwarded_allow_ips)
     options = {**ssl, **limits}

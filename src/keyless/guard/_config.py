@@ -17,6 +17,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -76,8 +77,10 @@ _TOP_KEYS = (
     "forward_override_headers",
     "policy",
     "server",
+    "metrics",
 )
 _KEYS_KEYS = ("max_age", "refresh_cooldown", "timeout")
+DEFAULT_METRICS_ALLOW_FROM = (ip_network("127.0.0.0/8"), ip_network("::1/128"))
 _SERVER_KEYS = ("max_header_bytes", "max_headers", "header_timeout", "keep_alive_timeout", "max_connections")
 
 
@@ -139,6 +142,8 @@ class GuardConfig:
     forward_override_headers: frozenset[bytes] = frozenset()
     policy: Policy = field(default_factory=Policy.allow_authenticated)
     server_limits: ServerLimits = field(default_factory=ServerLimits)
+    # Peers allowed to read /_keyless/metrics (networks); loopback unless the file says otherwise.
+    metrics_allow_from: tuple[IPv4Network | IPv6Network, ...] = DEFAULT_METRICS_ALLOW_FROM
     source: str = "<config>"
 
     def development_warnings(self) -> list[str]:
@@ -361,8 +366,23 @@ def read_config(reader: Reader, raw: Any) -> GuardConfig:
         forward_override_headers=_override_headers(reader, data),
         policy=_policy(reader, data),
         server_limits=_server_limits(reader, data),
+        metrics_allow_from=_metrics_allow_from(reader, data),
         source=reader.source,
     )
+
+
+def _metrics_allow_from(reader: Reader, data: Mapping[str, Any]) -> tuple[IPv4Network | IPv6Network, ...]:
+    """``metrics: {allow_from: [networks]}``: who may read ``/_keyless/metrics`` (``[]``: nobody)."""
+    raw = reader.mapping(data.get("metrics"), ("metrics",), ("allow_from",))
+    if "allow_from" not in raw:
+        return DEFAULT_METRICS_ALLOW_FROM
+    networks = []
+    for index, text in enumerate(reader.text_list(raw, ("metrics",), "allow_from")):
+        try:
+            networks.append(ip_network(text, strict=False))
+        except ValueError:
+            reader.problem(("metrics", "allow_from", index), f"not an address or network: {text!r}")
+    return tuple(networks)
 
 
 def _server_limits(reader: Reader, data: Mapping[str, Any]) -> ServerLimits:

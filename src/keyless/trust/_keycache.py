@@ -28,6 +28,7 @@ from types import TracebackType
 
 import httpx
 
+from keyless._metrics import issuer_fetched
 from keyless.errors import TransportError
 from keyless.jose import KeySet
 from keyless.trust._discovery import ProviderMetadata, discover
@@ -183,8 +184,10 @@ class RemoteKeySet:
             keys = await self._load()
         except TransportError as exc:
             self._record_failure(exc)
+            issuer_fetched(self.issuer, ok=False)
         else:
             self._record_success(keys)
+            issuer_fetched(self.issuer, ok=True, keys=len(keys))
         # Only a finished fetch counts: if this task is cancelled, the next waiter fetches itself.
         self._generation += 1
 

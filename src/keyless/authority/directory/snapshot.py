@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from keyless._metrics import metrics
 from keyless.authority.directory.signing import KeyManager, current_signer_record, published_records
 from keyless.authority.model import (
     Application,
@@ -212,6 +213,12 @@ class DirectoryCache:
         self._clock = clock
         self._current = load_directory(store, keys)
         self._checked_at = time.monotonic()
+        self._note()
+
+    def _note(self) -> None:
+        m = metrics()
+        m.directory_revision.set(self._current.revision)
+        m.directory_checked_at.set(time.time())
 
     @property
     def current(self) -> Directory:
@@ -227,8 +234,10 @@ class DirectoryCache:
         with self._lock:
             if not force and self._store.revision() == self._current.revision:
                 self._checked_at = time.monotonic()
+                self._note()
                 return False
             self._current = load_directory(self._store, self._keys)
             self._checked_at = time.monotonic()
+            self._note()
             log.debug("directory reloaded at revision %s", self._current.revision)
             return True

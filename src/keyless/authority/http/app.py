@@ -7,19 +7,22 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Mount, Route
+from starlette.types import Message, Receive, Scope, Send
 
 from keyless._logging import configure_logging
+from keyless._metrics import observe_request
 from keyless.authority._service import Authority
 from keyless.authority.directory.recordable import MAX_PATH, printable
 from keyless.authority.http.errors import json_response
+from keyless.authority.http.metrics import metrics_app
 from keyless.authority.http.protocol import protocol_routes, token_v1, token_v2
 from keyless.config import load_authority_settings
 
@@ -51,6 +54,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 _TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2(/v2\.0)?/token$")
+_TOKEN_V2 = "/{tenant}/oauth2/v2.0/token"
+_TOKEN_V1 = "/{tenant}/oauth2/token"
 
 
 class TokenFastPath:
@@ -61,7 +66,11 @@ class TokenFastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        if scope["method"] == "POST":
             match = _TOKEN_PATH.match(scope["path"])
             if match is not None:
                 scope["app"] = self.app
@@ -72,8 +81,23 @@ class TokenFastPath:
                 except Exception as exc:
                     response = await _server_error(request, exc)
                 await response(scope, receive, send)
+                endpoint = _TOKEN_V2 if match.group(2) else _TOKEN_V1
+                observe_request("authority", endpoint, response.status_code, time.perf_counter() - started)
                 return
-        await self.app(scope, receive, send)
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"  # a template, never the raw path
+            observe_request("authority", endpoint, status, time.perf_counter() - started)
 
     @property
     def state(self) -> Any:
@@ -103,7 +127,16 @@ def create_app(authority: Authority, *, background: bool = True) -> TokenFastPat
         error=graph_error,
     )
     app = Starlette(
-        routes=[Mount("/admin", app=admin), *protocol_routes()],
+        routes=[
+            Mount("/admin", app=admin),
+            Route(
+                "/metrics",
+                AdminGate(
+                    metrics_app, check_key=authority.check_admin_key, max_body_bytes=0, error=graph_error
+                ),
+            ),
+            *protocol_routes(),
+        ],
         exception_handlers={404: _not_found, 405: _method_not_allowed, 500: _server_error},
         lifespan=lifespan,
     )

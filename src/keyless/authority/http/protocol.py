@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from keyless._metrics import UNKNOWN, metrics
 from keyless.authority.directory.recordable import MAX_PATH, identifier, printable
 from keyless.authority.directory.rules import is_guid
 from keyless.authority.http.errors import NO_STORE, json_response, oauth_error_response
@@ -56,6 +57,8 @@ def _refused(
     authentication, and a pasted secret or token there must not reach the log)."""
     reply = oauth_error_response(exc, request, detailed=detailed)
     raw_tenant: str = request.path_params.get("tenant", "")
+    tenant_label, client_label = _known(_authority(request), raw_tenant, client_id)
+    metrics().tokens_refused.labels(tenant_label, client_label, str(exc.aadsts)).inc()
     tenant = identifier(raw_tenant, is_tenant_ref) or ""
     client = identifier(client_id, is_guid)
     unvalidated = [v for v, kept in ((raw_tenant, tenant), (client_id, client)) if v and v != kept]
@@ -89,6 +92,16 @@ def _refused(
     return reply.response
 
 
+def _known(authority: Authority, tenant_ref: str, client_id: str | None) -> tuple[str, str]:
+    """Metric labels: the tenant's id and the client's appId when the directory knows them, else
+    ``unknown`` (a label never takes a value only the caller chose)."""
+    view = authority.directory().tenant(tenant_ref) if tenant_ref else None
+    if view is None:
+        return UNKNOWN, UNKNOWN
+    app = view.application(client_id) if client_id else None
+    return view.id, app.app.app_id if app is not None else UNKNOWN
+
+
 # -- token endpoints -----------------------------------------------------------------------------------
 async def _token(request: Request, version: Literal[1, 2]) -> Response:
     authority = _authority(request)
@@ -117,6 +130,7 @@ async def _token(request: Request, version: Literal[1, 2]) -> Response:
         response = _refused(unavailable, request, client_id=client_id, grant_type=grant_type)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
+    metrics().tokens_issued.labels(*_known(authority, tenant.id, client_id)).inc()
     return json_response(result.body, 200, NO_STORE)
 
 
