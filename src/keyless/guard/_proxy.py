@@ -58,6 +58,7 @@ logger = logging.getLogger("keyless.guard")
 # The guard's own paths sit under /_keyless/, outside the upstream's (docs/guard.md).
 METRICS_PATH = "/_keyless/metrics"
 CACHE_COUNT_SYNC_SECONDS = 5.0
+RACE_DISCONNECT_ABOVE = 256 * 1024  # bytes of declared body past which the client's leaving is watched
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -340,10 +341,13 @@ class GuardProxy:
         dropped = HOP_BY_HOP | _connection_tokens(response.headers)
         headers = [(n, v) for n, v in response.headers if n not in dropped]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        if any(n == b"content-length" for n, _ in headers):
-            await self._copy(response, send)
+        declared = next((v for n, v in headers if n == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) <= RACE_DISCONNECT_ABOVE:
+            await self._copy(response, send)  # small: done sooner than a watcher would notice
             return
-        # A body of unknown length may never end (event streams): stop when the client leaves.
+        # A large body, or one of unknown length that may never end (event streams): stop reading
+        # the upstream when the client leaves (sends to a gone client are silently dropped, so the
+        # copy alone would drain the whole answer), and close that upstream connection.
         copy = asyncio.ensure_future(self._copy(response, send))
         gone = asyncio.ensure_future(self._disconnected(receive))
         try:
