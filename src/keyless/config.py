@@ -75,6 +75,16 @@ class AuthoritySettings(BaseSettings):
         None,
         description="Base URL clients use (issuers and endpoints derive from it). Default: https://localhost:PORT",
     )
+    audit_file: Path | None = Field(
+        None,
+        description="Also write every audit event (token issued or refused) as a JSON line to this file.",
+    )
+    audit_file_max_bytes: int = Field(
+        100 * 1024 * 1024, ge=0, description="Rotate the audit file past this size (0: never)."
+    )
+    audit_file_backups: int = Field(
+        5, ge=0, le=1000, description="Rotated audit files kept (file.1 ... file.N)."
+    )
     metrics_address: str | None = Field(
         None,
         description=(

@@ -20,6 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 from keyless._logging import configure_logging
 from keyless._metrics import observe_request
 from keyless.authority._service import Authority
+from keyless.authority.audit import configure_audit_file
 from keyless.authority.directory.recordable import MAX_PATH, printable
 from keyless.authority.http.errors import json_response
 from keyless.authority.http.metrics import metrics_app
@@ -120,6 +121,10 @@ def create_app(authority: Authority, *, background: bool = True) -> TokenFastPat
                     await task
             await authority.aclose()
 
+    settings = authority.settings
+    configure_audit_file(
+        settings.audit_file, max_bytes=settings.audit_file_max_bytes, backups=settings.audit_file_backups
+    )
     admin = AdminGate(
         create_admin_api(authority),
         check_key=authority.check_admin_key,

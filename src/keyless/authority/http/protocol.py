@@ -6,7 +6,7 @@ FastAPI is kept for the admin API only: its form parsing halves the token endpoi
 
 from __future__ import annotations
 
-import logging
+import uuid
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -15,9 +15,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from keyless._metrics import UNKNOWN, metrics
+from keyless.authority import audit
 from keyless.authority.directory.recordable import MAX_PATH, identifier, printable
 from keyless.authority.directory.rules import is_guid
-from keyless.authority.http.errors import NO_STORE, json_response, oauth_error_response
+from keyless.authority.http.errors import NO_STORE, correlation_id, json_response, oauth_error_response
 from keyless.authority.http.forms import read_basic_auth, read_form
 from keyless.authority.http.ops import health, ready
 from keyless.authority.model import Refusal
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["protocol_routes"]
 
-audit = logging.getLogger("keyless.audit")
 
 DISCOVERY_HEADERS = {"Cache-Control": "max-age=86400, private", "Access-Control-Allow-Origin": "*"}
 
@@ -66,15 +66,15 @@ def _refused(
         unvalidated.append(grant_type)
     reason = printable(reply.reason, hide=unvalidated)
     path = printable(request.url.path, hide=unvalidated, limit=MAX_PATH)
-    audit.warning(
-        "refused AADSTS%s %s tenant=%s client=%s trace_id=%s correlation_id=%s reason=%s",
-        exc.aadsts,
-        path,
-        tenant,
-        client,
-        reply.trace_id,
-        reply.correlation_id,
-        reason,
+    audit.refused(
+        aadsts=exc.aadsts,
+        error=exc.error,
+        tenant=tenant,
+        client=client,
+        trace_id=reply.trace_id,
+        correlation_id=reply.correlation_id,
+        reason=reason,
+        path=path,
     )
     _authority(request).refusals.record(
         Refusal(
@@ -131,7 +131,16 @@ async def _token(request: Request, version: Literal[1, 2]) -> Response:
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     metrics().tokens_issued.labels(*_known(authority, tenant.id, client_id)).inc()
-    return json_response(result.body, 200, NO_STORE)
+    trace_id = str(uuid.uuid4())
+    audit.issued(
+        tenant=result.tenant_id,
+        client=result.client_id,
+        credential=result.credential,
+        trace_id=trace_id,
+        correlation_id=correlation_id(request),
+        resource=result.claims.get("aud"),
+    )
+    return json_response(result.body, 200, {**NO_STORE, "x-ms-request-id": trace_id})
 
 
 async def token_v2(request: Request) -> Response:

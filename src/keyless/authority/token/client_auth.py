@@ -10,7 +10,6 @@ The issuer keys come from a ``KeyLookup`` and replayed ``jti`` values are caught
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -41,6 +40,7 @@ __all__ = [
     "ClientAuthPolicy",
     "ClientAuthenticator",
     "KeyLookup",
+    "MatchedCredential",
     "OneTimeUse",
     "Presented",
     "presented_credentials",
@@ -50,9 +50,27 @@ __all__ = [
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CERT_ASSERTION_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 
-audit = logging.getLogger("keyless.audit")
-
 ClientAuth = Literal["1", "2"]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedCredential:
+    """Which of the client's credentials proved its identity (for the audit event; never a value).
+
+    ``kind`` is ``secret``, ``certificate`` or ``federated``; ``id`` the credential's key id or
+    object id; for a federated credential also the assertion's ``issuer`` and ``subject`` (values
+    the credential names, so registered ones) and a development ``override`` if one applied."""
+
+    kind: Literal["secret", "certificate", "federated"]
+    id: str
+    name: str
+    issuer: str | None = None
+    subject: str | None = None
+    override: str | None = None
+
+    @property
+    def client_auth(self) -> ClientAuth:
+        return "1" if self.kind == "secret" else "2"
 
 
 class KeyLookup(Protocol):
@@ -138,23 +156,22 @@ class ClientAuthenticator:
     async def _use_once(self, key: str, expires_at: float) -> bool:
         return await anyio.to_thread.run_sync(self._once.use_once, key, expires_at)
 
-    async def authenticate(self, tenant: TenantView, client: AppView, presented: Presented) -> ClientAuth:
+    async def authenticate(
+        self, tenant: TenantView, client: AppView, presented: Presented
+    ) -> MatchedCredential:
         if presented.client_secret is not None:
-            self._check_secret(client, presented.client_secret)
-            return "1"
+            return self._check_secret(client, presented.client_secret)
         if presented.client_assertion is None:
             raise refuse(7000218)
         if presented.client_assertion_type != JWT_BEARER:
             raise refuse(9002313, detail=f"client_assertion_type must be '{JWT_BEARER}'.")
         parsed = parse_assertion(presented.client_assertion)
         if is_certificate_assertion(parsed.header, parsed.payload, client.app.app_id):
-            await self._check_certificate_assertion(tenant, client, parsed, presented)
-        else:
-            await self._check_federated_assertion(tenant, client, presented.client_assertion, parsed)
-        return "2"
+            return await self._check_certificate_assertion(tenant, client, parsed, presented)
+        return await self._check_federated_assertion(tenant, client, presented.client_assertion, parsed)
 
     # -- client secret ------------------------------------------------------------------------
-    def _check_secret(self, client: AppView, value: str) -> None:
+    def _check_secret(self, client: AppView, value: str) -> MatchedCredential:
         now = self._clock()
         for secret in client.secrets:
             if secret_matches(value, secret.secret_hash, secret.salt):
@@ -162,13 +179,13 @@ class ClientAuthenticator:
                     raise refuse(7000222, client_id=client.app.app_id)
                 if now < secret.start:
                     break
-                return
+                return MatchedCredential("secret", secret.key_id, secret.display_name)
         raise refuse(7000215, client_id=client.app.app_id)
 
     # -- certificate assertion (private_key_jwt) ------------------------------------------------
     async def _check_certificate_assertion(
         self, tenant: TenantView, client: AppView, parsed: ParsedJWS, presented: Presented
-    ) -> None:
+    ) -> MatchedCredential:
         header = parsed.header
         sha256 = _thumbprint(header.get("x5t#S256"))
         sha1 = _thumbprint(header.get("x5t"))
@@ -205,22 +222,16 @@ class ClientAuthenticator:
             raise refuse(50027, detail="A certificate assertion must carry a 'jti' claim.")
         if not await self._use_once(f"jti:{app_id}:{jti}", window + self._policy.leeway):
             raise refuse(700025, detail=f"jti {jti!r} was presented before.")
+        return MatchedCredential("certificate", cert.key_id, cert.display_name)
 
     # -- federated assertion (workload identity federation) -------------------------------------
     async def _check_federated_assertion(
         self, tenant: TenantView, client: AppView, token: str, parsed: ParsedJWS
-    ) -> None:
+    ) -> MatchedCredential:
         checked = FederatedAssertion(token, client.fics, self._federated, self._clock(), parsed=parsed)
         fic = await run_federated(checked, self._fetch_keys)
-        override = checked.override
-        audit.info(
-            "federated assertion accepted tenant=%s client=%s fic=%s iss=%s sub=%s%s",
-            tenant.id,
-            client.app.app_id,
-            fic.name,
-            checked.iss,
-            checked.sub,
-            f" DEVELOPMENT ISSUER OVERRIDE via {override}" if override else "",
+        return MatchedCredential(
+            "federated", fic.id, fic.name, issuer=checked.iss, subject=checked.sub, override=checked.override
         )
 
     def _bounded_lifetime(self, payload: Mapping[str, Any], now: float, expires: float) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from keyless.authority.directory.snapshot import AppView, TenantView
 from keyless.authority.token.aadsts import refuse
-from keyless.authority.token.client_auth import ClientAuthenticator, presented_credentials
+from keyless.authority.token.client_auth import ClientAuthenticator, MatchedCredential, presented_credentials
 from keyless.authority.token.minting import mint_access_token, token_response
 
 __all__ = ["GRANT_TYPE", "Target", "TokenRequest", "TokenService", "read_target"]
@@ -45,6 +45,7 @@ class TokenResult:
     tenant_id: str
     client_id: str
     claims: Mapping[str, Any]
+    credential: MatchedCredential  # which credential proved the client (for the audit event)
 
 
 class TokenService:
@@ -72,7 +73,7 @@ class TokenService:
         # endpoint) must not be redeemable here by sending its host name.
         presented = presented_credentials(form, request.basic, self._origins)
         client = _client(tenant, presented.client_id)
-        client_auth = await self._auth.authenticate(tenant, client, presented)
+        credential = await self._auth.authenticate(tenant, client, presented)
         resource, requested = _resolve_target(tenant, target)
         roles = tenant.roles(client.app.service_principal_id, resource.app.service_principal_id)
         if resource.app.app_role_assignment_required and not roles:
@@ -83,7 +84,7 @@ class TokenService:
                 resource=resource.app.app_id,
                 resource_name=resource.app.display_name,
             )
-        return self._mint(tenant, client, resource, requested, roles, client_auth, request.endpoint_version)
+        return self._mint(tenant, client, resource, requested, roles, credential, request.endpoint_version)
 
     def _mint(
         self,
@@ -92,7 +93,7 @@ class TokenService:
         resource: AppView,
         requested: str,
         roles: tuple[str, ...],
-        client_auth: Literal["1", "2"],
+        credential: MatchedCredential,
         endpoint_version: Literal[1, 2],
     ) -> TokenResult:
         moment = self._clock()
@@ -109,12 +110,12 @@ class TokenService:
             resource=resource.app,
             requested_resource=requested,
             roles=roles,
-            client_auth=client_auth,
+            client_auth=credential.client_auth,
             now=now,
             lifetime=random.randint(low, high),  # noqa: S311 - lifetime jitter, not a secret
         )
         body = token_response(issued, endpoint_version=endpoint_version, now=now)
-        return TokenResult(body, tenant.id, client.app.app_id, issued.claims)
+        return TokenResult(body, tenant.id, client.app.app_id, issued.claims, credential)
 
 
 def _require_grant(form: Mapping[str, str]) -> None:
