@@ -127,7 +127,8 @@ def test_several_processes_share_the_file_rotation_loses_and_mixes_no_line(tmp_p
     assert len(files) > 5  # it rotated, many times
     seen = set()
     for file in files:
-        assert file.stat().st_size <= 4096 + 200
+        # the bound is checked before each write: every writer may add its one line past it
+        assert file.stat().st_size <= 4096 + 3 * 150
         for line in file.read_text().splitlines():
             event = json.loads(line)  # whole lines only: none torn or interleaved
             seen.add((event["writer"], event["index"]))

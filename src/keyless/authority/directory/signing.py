@@ -31,6 +31,9 @@ class KeyManager:
         self._store = store
         self._kek = kek
         self._max_token_lifetime = max_token_lifetime
+        # Loaded signers by kid, with the sealed key they came from: loading an RSA key (with
+        # cryptography's key validation) costs ~10-40 ms, and every snapshot rebuild needs them all.
+        self._signers: dict[str, tuple[bytes, Signer]] = {}
 
     def new_key(self, tenant_id: str, alg: SignerAlg, *, now: float, activates_at: float) -> SigningKeyRecord:
         """Generate and store a key that becomes the signing key at ``activates_at``."""
@@ -59,8 +62,20 @@ class KeyManager:
         return self.new_key(tenant_id, alg, now=now, activates_at=now + publish_delay)
 
     def signer(self, record: SigningKeyRecord) -> Signer:
+        """The loaded signer of ``record``: decrypted and loaded once per process, then reused."""
+        cached = self._signers.get(record.kid)
+        if cached is not None and cached[0] == record.private_key_encrypted:
+            return cached[1]
         pkcs8 = self._kek.open(record.private_key_encrypted, aad=_aad(record.kid))
-        return Signer.from_pkcs8(pkcs8, record.cert_der, record.alg)
+        signer = Signer.from_pkcs8(pkcs8, record.cert_der, record.alg)
+        self._signers[record.kid] = (record.private_key_encrypted, signer)
+        return signer
+
+    def retain(self, kids: Iterable[str]) -> None:
+        """Forget loaded signers whose keys are gone from the store (deleted after retirement)."""
+        keep = set(kids)
+        for kid in [k for k in self._signers if k not in keep]:
+            self._signers.pop(kid, None)
 
     def tick(self, tenant_ids: Iterable[str], *, now: float) -> int:
         """Promote due keys, retire the ones they replace, delete expired retirees. Returns changes."""

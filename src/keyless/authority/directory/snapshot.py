@@ -200,6 +200,7 @@ def load_directory(store: Store, keys: KeyManager) -> Directory:
         tenants[tenant.id.lower()] = view
         for domain in tenant.domains:
             tenants[domain.lower()] = view
+    keys.retain(k.kid for k in rows.signing_keys)
     return Directory(revision=rows.revision, tenants=tenants, loaded_at=time.time())
 
 
