@@ -127,6 +127,15 @@ class AuthoritySettings(BaseSettings):
     key_publish_delay: int = Field(
         3600, ge=0, description="Seconds a rotated-in signing key is published before it signs."
     )
+    key_propagation_seconds: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "Least time a new signing key is published before it signs, so that every node and worker "
+            "(each reads the store every KEYLESS_CACHE_POLL_INTERVAL) serves it first; a shorter publish "
+            "delay, 0 included, is raised to it."
+        ),
+    )
     jwks_max_age: int = Field(3600, ge=1, description="How long an external issuer's keys are cached (s).")
     jwks_refresh_cooldown: float = Field(
         DEFAULT_MIN_REFRESH_INTERVAL,

@@ -121,7 +121,14 @@ class Authority:
         # Settle signing keys (promotions, retirements) before the first snapshot is built.
         DirectoryAdmin(store, self.keys, None, key_publish_delay=delay, clock=clock).housekeeping()
         self.cache = DirectoryCache(store, self.keys, clock=clock)
-        self.admin = DirectoryAdmin(store, self.keys, self.cache, key_publish_delay=delay, clock=clock)
+        self.admin = DirectoryAdmin(
+            store,
+            self.keys,
+            self.cache,
+            key_publish_delay=delay,
+            min_publish_delay=settings.key_propagation_seconds,
+            clock=clock,
+        )
         self._http = httpx.AsyncClient(timeout=settings.http_timeout, follow_redirects=False)
         self.issuer_keys = IssuerKeyCache(
             client=self._http,

@@ -53,7 +53,10 @@ def list_keys(
 def rotate(
     tenant: str = typer.Argument(..., help="Tenant GUID or domain."),
     publish_delay: int = typer.Option(
-        None, "--publish-delay", help="Seconds the new key is published before it signs."
+        None,
+        "--publish-delay",
+        help="Seconds the new key is published before it signs [default: KEYLESS_KEY_PUBLISH_DELAY, 3600]; "
+        "never less than KEYLESS_KEY_PROPAGATION_SECONDS (5), so every node serves it first.",
     ),
     url: str = _URL,
     admin_key: str = _KEY,
@@ -61,6 +64,9 @@ def rotate(
     as_json: bool = _JSON,
 ) -> None:
     """Add a signing key: published at once, signing after the publish delay.
+
+    An emergency rotation (--publish-delay 0) signs with the new key as soon as every node and
+    worker publishes it: after KEYLESS_KEY_PROPAGATION_SECONDS.
 
     \b
     Example: keyless keys rotate contoso.example --publish-delay 0

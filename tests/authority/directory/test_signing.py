@@ -3,6 +3,7 @@ until its tokens have expired, and private keys are sealed at rest."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -103,5 +104,47 @@ def test_rotation_through_the_running_server_publishes_first_then_signs(
     assert set(_published(authority, federation.tenant_id)) == {old_kid, pending.kid}
     assert jwt.get_unverified_header(_token(authority, federation, secret))["kid"] == old_kid
     now_active = authority.admin.rotate_keys(federation.tenant_id, publish_delay=0)
+    # "0" is raised to the propagation time (KEYLESS_KEY_PROPAGATION_SECONDS): published
+    # everywhere first, then signing
+    assert now_active.activates_at == pytest.approx(now_active.created_at + 5.0)
+    assert jwt.get_unverified_header(_token(authority, federation, secret))["kid"] == old_kid
+    assert now_active.kid in _published(authority, federation.tenant_id)
+    time.sleep(max(0.0, now_active.activates_at - time.time()) + 0.1)
+    authority.admin.housekeeping()
     assert jwt.get_unverified_header(_token(authority, federation, secret))["kid"] == now_active.kid
     assert old_kid in _published(authority, federation.tenant_id)  # still published for its live tokens
+
+
+def test_an_emergency_rotation_signs_only_with_a_key_every_node_already_publishes(tmp_path: Path) -> None:
+    """Two nodes on one PostgreSQL, rotated with ``--publish-delay 0`` on the first: every token
+    the first signs from then on names a kid the second node's JWKS already lists (a resource
+    server may fetch the JWKS from either). Without the propagation floor the first tokens after
+    the rotation carry a kid the second node learns only at its next poll."""
+    import base64
+    import os
+
+    from tests._services import fresh_postgres_schema, postgres_url_or_skip
+    from tests._support.authority_server import run_authority, seed_federation
+
+    kek = base64.b64encode(os.urandom(32)).decode()
+    with fresh_postgres_schema(postgres_url_or_skip()) as url:
+        shared = {"database_url": url, "kek": kek, "cache_poll_interval": 1.0}
+        with (
+            run_authority(tmp_path / "a", **shared) as first,
+            run_authority(tmp_path / "b", **shared) as second,
+        ):
+            federation = seed_federation(first.admin, issuer="https://token.actions.githubusercontent.com")
+            secret = first.admin.add_secret(federation.client).value
+            second.authority.cache.refresh(force=True)
+            rotated = first.admin.rotate_keys(federation.tenant_id, publish_delay=0)
+            deadline = rotated.activates_at + 3
+            kids = set()
+            while time.time() < deadline:
+                kid = jwt.get_unverified_header(_token(first, federation, secret))["kid"]
+                kids.add(kid)
+                assert kid in _published(second, federation.tenant_id), (
+                    f"{kid} not yet published by the other node"
+                )
+                first.admin.housekeeping()
+                time.sleep(0.05)
+            assert rotated.kid in kids  # it did start signing

@@ -75,12 +75,14 @@ class DirectoryAdmin:
         cache: DirectoryCache | None,
         *,
         key_publish_delay: int,
+        min_publish_delay: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self._keys = keys
         self._cache = cache
         self._publish_delay = key_publish_delay
+        self._min_publish_delay = min_publish_delay
         self._clock = clock
         self._batching = threading.local()
 
@@ -409,10 +411,12 @@ class DirectoryAdmin:
     def signing_keys(self, tenant_id: str) -> list[SigningKeyRecord]:
         return self.store.list_signing_keys(self.store.get_tenant(tenant_id).id)
 
-    def rotate_keys(self, tenant_id: str, *, publish_delay: int | None = None) -> SigningKeyRecord:
-        """Add a key that is published now and signs after the publish delay."""
+    def rotate_keys(self, tenant_id: str, *, publish_delay: float | None = None) -> SigningKeyRecord:
+        """Add a key that is published now and signs after the publish delay, never sooner than
+        ``min_publish_delay`` (the propagation time): a node or worker that has not read the store
+        since would otherwise hand resource servers a JWKS without the key that signs."""
         tenant = self.store.get_tenant(tenant_id)
-        delay = self._publish_delay if publish_delay is None else publish_delay
+        delay = max(self._publish_delay if publish_delay is None else publish_delay, self._min_publish_delay)
         record = self._keys.rotate(tenant.id, tenant.signing_alg, now=self._clock(), publish_delay=delay)
         if not self.housekeeping():  # housekeeping refreshes the directory itself when it changed keys
             self._changed()

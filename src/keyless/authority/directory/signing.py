@@ -57,7 +57,7 @@ class KeyManager:
         if not any(k.alg == alg for k in live):
             self.new_key(tenant_id, alg, now=now, activates_at=now)
 
-    def rotate(self, tenant_id: str, alg: SignerAlg, *, now: float, publish_delay: int) -> SigningKeyRecord:
+    def rotate(self, tenant_id: str, alg: SignerAlg, *, now: float, publish_delay: float) -> SigningKeyRecord:
         """Add a key published now that starts signing after ``publish_delay`` seconds."""
         return self.new_key(tenant_id, alg, now=now, activates_at=now + publish_delay)
 
