@@ -13,6 +13,7 @@ def test_the_public_names_are_pinned() -> None:
         "IssuerKeyCache",
         "JsonFetcher",
         "KeyCacheStats",
+        "KeyPersistence",
         "ProviderMetadata",
         "RemoteKeySet",
         "TimeWindow",

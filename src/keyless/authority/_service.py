@@ -10,11 +10,13 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 import httpx
+import orjson
 
 from keyless.authority._paths import ADMIN_KEY_FILE, URL_FILE
 from keyless.authority.directory.admin import DirectoryAdmin
@@ -102,6 +104,24 @@ def _open_store(url: str, *, timeout: float, wait: float) -> SqlStore:
         return store
 
 
+class StoredIssuerKeys:
+    """The issuer key cache's persistence: the last good JWKS of each issuer in the store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def load(self, issuer: str) -> tuple[Mapping[str, Any], float] | None:
+        found = self._store.load_issuer_keys(issuer)
+        if found is None:
+            return None
+        document, fetched_at = found
+        parsed = orjson.loads(document)
+        return (parsed, fetched_at) if isinstance(parsed, dict) else None
+
+    def save(self, issuer: str, jwks: Mapping[str, Any], fetched_at: float) -> None:
+        self._store.save_issuer_keys(issuer, orjson.dumps(dict(jwks)).decode(), fetched_at)
+
+
 class Authority:
     """Everything one server process needs; ``open()`` it, then serve ``directory()`` and ``tokens``."""
 
@@ -132,6 +152,8 @@ class Authority:
         self._http = httpx.AsyncClient(timeout=settings.http_timeout, follow_redirects=False)
         self.issuer_keys = IssuerKeyCache(
             client=self._http,
+            serve_stale=True,  # a request never waits on a refresh while a key set is at hand
+            persistence=StoredIssuerKeys(store),
             max_age=settings.jwks_max_age,
             min_refresh_interval=settings.jwks_refresh_cooldown,
             timeout=settings.http_timeout,

@@ -7,6 +7,7 @@ from keyless.trust._keycache import (
     DEFAULT_MIN_REFRESH_INTERVAL,
     IssuerKeyCache,
     KeyCacheStats,
+    KeyPersistence,
     RemoteKeySet,
 )
 from keyless.trust._verify import verify_remote
@@ -19,6 +20,7 @@ __all__ = [
     "IssuerKeyCache",
     "JsonFetcher",
     "KeyCacheStats",
+    "KeyPersistence",
     "ProviderMetadata",
     "RemoteKeySet",
     "TimeWindow",

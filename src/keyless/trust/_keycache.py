@@ -10,7 +10,13 @@
 * a failed fetch backs off the same way, and longer after each consecutive failure (doubling up
   to ``max_failure_backoff``): until then the last good set is served, or, with none ever
   fetched, the failure is raised again without any request (negative caching);
-* one fetch is in flight at a time: concurrent callers wait for it and share its result.
+* one fetch is in flight at a time: concurrent callers wait for it and share its result;
+* with ``serve_stale`` (the authority), a request never waits for a refresh while a key set is
+  at hand: past 75% of ``max_age`` a refresh starts in the background and the current set keeps
+  being served (only an unknown ``kid`` waits, for the one fetch that can find it);
+* with a ``persistence`` (the authority's store), each good key set is saved, and a process that
+  has none yet loads the saved one before fetching: it starts serving during an issuer's outage,
+  and nodes share what any of them fetched.
 
 :class:`IssuerKeyCache` holds a bounded, least-recently-used registry of them over one client.
 """
@@ -18,13 +24,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any, Protocol
 
 import httpx
 
@@ -39,6 +47,7 @@ __all__ = [
     "DEFAULT_MIN_REFRESH_INTERVAL",
     "IssuerKeyCache",
     "KeyCacheStats",
+    "KeyPersistence",
     "RemoteKeySet",
 ]
 
@@ -50,6 +59,16 @@ DEFAULT_MAX_FAILURE_BACKOFF = 60.0
 logger = logging.getLogger("keyless.trust")
 
 Clock = Callable[[], float]
+REFRESH_AHEAD = 0.75  # with serve_stale: share of max_age after which a background refresh starts
+
+
+class KeyPersistence(Protocol):
+    """Where the last good key set of each issuer is kept beyond this process (blocking calls; they
+    run in a worker thread). ``fetched_at`` is wall-clock time (``time.time()``)."""
+
+    def load(self, issuer: str) -> tuple[Mapping[str, Any], float] | None: ...
+
+    def save(self, issuer: str, jwks: Mapping[str, Any], fetched_at: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -104,10 +123,17 @@ class RemoteKeySet:
         max_keys: int = 100,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_failure_backoff: float = DEFAULT_MAX_FAILURE_BACKOFF,
+        serve_stale: bool = False,
+        persistence: KeyPersistence | None = None,
     ) -> None:
         max_failure_backoff = max(max_failure_backoff, min_refresh_interval)
         _check_tuning(max_age, min_refresh_interval, timeout, max_keys, max_failure_backoff)
         self.issuer = issuer
+        self._serve_stale = serve_stale
+        self._persistence = persistence
+        self._persisted_checked = persistence is None
+        self._document: Mapping[str, Any] | None = None  # the JWKS behind the last fetched set
+        self._background: set[asyncio.Task[Any]] = set()
         self.discovery_url = discovery_url
         self.max_age = max_age
         self.min_refresh_interval = min_refresh_interval
@@ -139,9 +165,18 @@ class RemoteKeySet:
     async def get(self) -> KeySet:
         """The issuer's key set: cached while younger than ``max_age``, else refetched (at most once
         per interval; in between, the last good set, or the last failure raised again)."""
+        if self._keys is None and not self._persisted_checked:
+            await self._load_persisted()
         keys = self._keys
-        if keys is not None and self._clock() - self._keys_at < self.max_age:
-            return keys
+        if keys is not None:
+            age = self._clock() - self._keys_at
+            if not self._serve_stale:
+                if age < self.max_age:
+                    return keys
+            else:
+                if age >= self.max_age * REFRESH_AHEAD:
+                    self._refresh_in_background()
+                return keys
         if self._backing_off():
             if keys is None:
                 self.stats.backoffs += 1
@@ -154,6 +189,61 @@ class RemoteKeySet:
         if kid is None or keys.has_kid(kid) or self._backing_off():
             return keys
         return await self._refresh()
+
+    async def aclose(self) -> None:
+        """Stop background refreshes and saves (a save already in its thread still completes)."""
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _refresh_in_background(self) -> None:
+        if self._background or self._lock.locked() or self._backing_off():
+            return
+        self._spawn(self._refresh_quietly())
+
+    async def _refresh_quietly(self) -> None:
+        with contextlib.suppress(TransportError):  # recorded and logged by the fetch
+            await self._refresh()
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _load_persisted(self) -> None:
+        self._persisted_checked = True
+        assert self._persistence is not None
+        try:
+            found = await asyncio.to_thread(self._persistence.load, self.issuer)
+            if found is None:
+                return
+            document, fetched_at = found
+            keys = KeySet.from_jwks(document, max_keys=self._max_keys)
+        except Exception as exc:  # a store problem must not stop a fetch from the issuer itself
+            logger.warning("stored keys of issuer %s could not be read: %s", self.issuer, exc)
+            return
+        if self._keys is not None or not len(keys):
+            return
+        age = max(0.0, time.time() - fetched_at)
+        self._keys, self._keys_at = keys, self._clock() - age
+        self.stats.keys = len(keys)
+        logger.info(
+            "using the stored key set of issuer %s (%d keys, fetched %.0f s ago)", self.issuer, len(keys), age
+        )
+
+    def _persist(self) -> None:
+        if self._persistence is None or self._document is None:
+            return
+        self._spawn(self._save(self._persistence, self._document, time.time()))
+
+    async def _save(
+        self, persistence: KeyPersistence, document: Mapping[str, Any], fetched_at: float
+    ) -> None:
+        try:
+            await asyncio.to_thread(persistence.save, self.issuer, document, fetched_at)
+        except Exception as exc:
+            logger.warning("the key set of issuer %s could not be stored: %s", self.issuer, exc)
 
     def _backing_off(self) -> bool:
         """True while the last attempt (success or failure) is too recent for another fetch; a
@@ -188,6 +278,7 @@ class RemoteKeySet:
         else:
             self._record_success(keys)
             issuer_fetched(self.issuer, ok=True, keys=len(keys))
+            self._persist()
         # Only a finished fetch counts: if this task is cancelled, the next waiter fetches itself.
         self._generation += 1
 
@@ -210,6 +301,7 @@ class RemoteKeySet:
     async def _load_jwks(self, jwks_uri: str) -> KeySet:
         self.stats.jwks_fetches += 1
         document = await self._fetcher.get(jwks_uri)
+        self._document = document
         try:
             keys = KeySet.from_jwks(document, max_keys=self._max_keys)
         except ValueError as exc:
@@ -275,6 +367,8 @@ class IssuerKeyCache:
         max_keys: int = 100,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_failure_backoff: float = DEFAULT_MAX_FAILURE_BACKOFF,
+        serve_stale: bool = False,
+        persistence: KeyPersistence | None = None,
     ) -> None:
         max_failure_backoff = max(max_failure_backoff, min_refresh_interval)
         _check_tuning(max_age, min_refresh_interval, timeout, max_keys, max_failure_backoff)
@@ -293,6 +387,8 @@ class IssuerKeyCache:
         self._max_keys = max_keys
         self._max_bytes = max_bytes
         self._max_failure_backoff = max_failure_backoff
+        self._serve_stale = serve_stale
+        self._persistence = persistence
         self._sets: OrderedDict[tuple[str, str | None], RemoteKeySet] = OrderedDict()
 
     async def get(self, issuer: str, kid: str | None, *, discovery_url: str | None = None) -> KeySet:
@@ -325,6 +421,8 @@ class IssuerKeyCache:
             max_keys=self._max_keys,
             max_bytes=self._max_bytes,
             max_failure_backoff=self._max_failure_backoff,
+            serve_stale=self._serve_stale,
+            persistence=self._persistence,
         )
 
     @property
@@ -336,7 +434,10 @@ class IssuerKeyCache:
         return len(self._sets)
 
     async def aclose(self) -> None:
-        """Forget every key set; close the HTTP client if this cache created it."""
+        """Forget every key set (stopping their background work); close the HTTP client if this
+        cache created it."""
+        for remote in self._sets.values():
+            await remote.aclose()
         self._sets.clear()
         if self._owns_client:
             await self._client.aclose()

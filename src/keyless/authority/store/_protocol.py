@@ -123,6 +123,15 @@ class Store(Protocol):
         """Delete expired one-time-use records; return how many rows went."""
         ...
 
+    def save_issuer_keys(self, issuer: str, jwks: str, fetched_at: float) -> None:
+        """Keep ``jwks`` (a JWKS document, JSON) as ``issuer``'s last good key set, unless a newer
+        one is stored already (not a directory write: the revision stays)."""
+        ...
+
+    def load_issuer_keys(self, issuer: str) -> tuple[str, float] | None:
+        """``issuer``'s last good JWKS document and when it was fetched, if any."""
+        ...
+
     def transaction(self, *, lock_timeout: float) -> AbstractContextManager[None]:
         """All-or-nothing and serialized; ``Locked`` if another one holds the lock past ``lock_timeout``."""
         ...

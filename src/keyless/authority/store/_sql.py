@@ -60,6 +60,7 @@ from keyless.authority.store._tables import (
     certificates,
     client_secrets,
     federated_identity_credentials,
+    issuer_keys,
     meta,
     one_time_use,
     role_assignments,
@@ -585,6 +586,26 @@ class SqlStore:
         with self._use(write=False) as conn:
             rows = conn.execute(query).mappings().all()
         return [m.refusal_from(row) for row in rows]
+
+    def save_issuer_keys(self, issuer: str, jwks: str, fetched_at: float) -> None:
+        newer = (issuer_keys.c.issuer == issuer, issuer_keys.c.fetched_at < fetched_at)
+        try:
+            with self._use(write=True) as conn:
+                updated = conn.execute(
+                    update(issuer_keys).where(*newer).values(jwks=jwks, fetched_at=fetched_at)
+                )
+                known = select(issuer_keys.c.issuer).where(issuer_keys.c.issuer == issuer)
+                if not updated.rowcount and conn.execute(known).first() is None:
+                    conn.execute(insert(issuer_keys).values(issuer=issuer, jwks=jwks, fetched_at=fetched_at))
+        except IntegrityError:
+            pass  # another node stored this issuer's keys at the same moment: theirs will do
+
+    def load_issuer_keys(self, issuer: str) -> tuple[str, float] | None:
+        with self._use(write=False) as conn:
+            row = conn.execute(
+                select(issuer_keys.c.jwks, issuer_keys.c.fetched_at).where(issuer_keys.c.issuer == issuer)
+            ).first()
+        return None if row is None else (str(row[0]), float(row[1]))
 
     def collect_garbage(self, now: float) -> int:
         with self._use(write=True) as conn:

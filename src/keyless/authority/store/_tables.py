@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     event,
     text,
@@ -34,6 +35,7 @@ __all__ = [
     "certificates",
     "client_secrets",
     "federated_identity_credentials",
+    "issuer_keys",
     "meta",
     "metadata",
     "one_time_use",
@@ -248,6 +250,17 @@ refusals = Table(
     Column("correlation_id", String, nullable=False),
     Column("endpoint", String, nullable=False),
     Index("ix_refusals_tenant", "tenant"),
+)
+
+
+# The last good JWKS of each external issuer (public keys only), so that a node started during an
+# issuer's outage, or another node, has keys at hand (not directory data: the revision stays).
+issuer_keys = Table(
+    "issuer_keys",
+    metadata,
+    Column("issuer", String, primary_key=True),
+    Column("jwks", Text, nullable=False),
+    Column("fetched_at", Double, nullable=False),
 )
 
 
