@@ -31,13 +31,15 @@ __all__ = ["app", "check", "explain_token", "run"]
 HELP = "Verify bearer tokens in front of a service: the reverse proxy, and tools to explain refusals."
 app = typer.Typer(help=HELP, no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False)
 
-_CONFIG = typer.Option(..., "--config", "-c", help="The guard's YAML configuration.")
+_CONFIG = typer.Option(
+    ..., "--config", "-c", envvar="KEYLESS_GUARD_CONFIG", help="The guard's YAML configuration."
+)
 _OPTIONAL_CONFIG = typer.Option(None, "--config", "-c", help="The guard's YAML configuration.")
 _UPSTREAM = typer.Option(
     None, "--upstream", "-u", help="URL of the protected service [default: config 'upstream']."
 )
-_HOST = typer.Option("127.0.0.1", "--host", help="Address to listen on.")
-_PORT = typer.Option(8000, "--port", "-p", min=0, max=65535, help="Port to listen on.")
+_HOST = typer.Option("127.0.0.1", "--host", envvar="HOST", help="Address to listen on.")
+_PORT = typer.Option(8000, "--port", "-p", min=0, max=65535, envvar="PORT", help="Port to listen on.")
 _LOG_LEVEL = typer.Option("info", "--log-level", help="debug, info, warning or error.")
 _WORKERS = typer.Option(
     1, "--workers", "-w", min=1, help="Proxy processes, each accepting on its own SO_REUSEPORT socket."
@@ -78,13 +80,9 @@ def _skip_missing_sniffio() -> None:
 def _serve(
     upstream: str | None, config: Path, host: str, port: int, log_level: str, workers: int, grace: int
 ) -> None:
-    from keyless._boundedhttp import server_options
-    from keyless._net import bind_socket
-    from keyless._workers import run_workers, serve_here
     from keyless.guard import proxy_from_file
 
     _skip_missing_sniffio()
-
     settings = _load(config)
     try:
         proxy = GuardProxy(upstream, config=settings)
@@ -94,14 +92,43 @@ def _serve(
         else:
             err().print(f"[bold red]error[/]: {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from None
+    many = f", {workers} processes" if workers > 1 else ""
+    started = f"keyless guard: {host}:{port} -> {proxy.upstream} ({len(settings.issuers)} issuer(s){many})"
+    _run(
+        proxy,
+        (proxy_from_file, (upstream, str(config))),
+        settings,
+        host,
+        port,
+        log_level,
+        workers,
+        grace,
+        started,
+    )
+
+
+def _run(
+    app: Any,
+    factory: tuple[Any, tuple[Any, ...]],
+    settings: GuardConfig,
+    host: str,
+    port: int,
+    log_level: str,
+    workers: int,
+    grace: int,
+    started: str,
+) -> None:
+    """Serve ``app`` here, or ``factory`` (a module-level function and its arguments) in workers."""
+    from keyless._boundedhttp import server_options
+    from keyless._net import bind_socket
+    from keyless._workers import run_workers, serve_here
+
     try:
         sock = bind_socket(host, port)  # without SO_REUSEPORT: a busy port is refused, naming --port
     except ConfigurationError as exc:
         _config_problems(exc)
         raise typer.Exit(EXIT_USAGE) from None
     configure_logging(log_level)  # the access log is keyless.guard.access, at info
-    many = f", {workers} processes" if workers > 1 else ""
-    started = f"keyless guard: {host}:{port} -> {proxy.upstream} ({len(settings.issuers)} issuer(s){many})"
     if log_format() == "json":
         logging.getLogger("keyless.guard").info(started)
     else:
@@ -112,15 +139,15 @@ def _serve(
     options: dict[str, Any] = {"server_header": False, "lifespan": "on"}
     options.update(server_options(settings.server_limits))
     if workers == 1:
-        serve_here(proxy, sock, log_level=log_level, grace=grace, options=options)
+        serve_here(app, sock, log_level=log_level, grace=grace, options=options)
         return
     sock.close()  # each worker slot binds its own SO_REUSEPORT socket
     status = run_workers(
         workers,
         host,
         port,
-        app_factory=proxy_from_file,
-        factory_args=(upstream, str(config)),
+        app_factory=factory[0],
+        factory_args=factory[1],
         log_level=log_level,
         grace=grace,
         options=options,
@@ -165,6 +192,78 @@ def run(
     Example: keyless guard run --upstream http://127.0.0.1:8080 --config guard.yaml --port 8000 --workers 2
     """
     _serve(upstream, config, host, port, log_level, workers, grace)
+
+
+@app.command("authz")
+def authz(
+    config: Path = _CONFIG,
+    host: str = _HOST,
+    port: int = typer.Option(
+        9000, "--port", "-p", min=0, max=65535, envvar="PORT", help="Port to listen on."
+    ),
+    log_level: str = _LOG_LEVEL,
+    workers: int = _WORKERS,
+    grace: int = _GRACE,
+    print_config: str | None = typer.Option(
+        None,
+        "--print-config",
+        metavar="nginx|caddy|traefik|envoy",
+        help="Print a data-plane configuration for this service and exit.",
+    ),
+    upstream: str | None = typer.Option(
+        None,
+        "--upstream",
+        "-u",
+        help="For --print-config: the service's host:port [default: config 'upstream'].",
+    ),
+    listen: int = typer.Option(
+        8080, "--listen", min=1, max=65535, help="For --print-config: the data plane's port."
+    ),
+) -> None:
+    """Run the forward-auth service that nginx (auth_request), Traefik (ForwardAuth), Caddy
+    (forward_auth) and Envoy (ext_authz) ask before passing a request on.
+
+    \b
+    Example: keyless guard authz --config guard.yaml --port 9000
+    Example: keyless guard authz --config guard.yaml --print-config nginx
+    """
+    from keyless.guard._authz import ForwardAuth, forward_auth_from_file
+    from keyless.guard._snippets import KINDS, snippet
+
+    settings = _load(config)
+    if print_config is not None:
+        if print_config not in KINDS:
+            err().print(f"[bold red]error[/]: --print-config takes one of {', '.join(KINDS)}")
+            raise typer.Exit(EXIT_USAGE)
+        target = upstream or settings.upstream
+        if not target:
+            err().print(
+                "[bold red]error[/]: --print-config needs --upstream or 'upstream' in the configuration"
+            )
+            raise typer.Exit(EXIT_USAGE)
+        address = target.split("://", 1)[-1].rstrip("/")
+        out().print(
+            snippet(print_config, authz=f"{host}:{port}", upstream=address, listen=listen),
+            markup=False,
+            highlight=False,
+            end="",
+        )
+        return
+    _skip_missing_sniffio()
+    service = ForwardAuth(settings)
+    many = f", {workers} processes" if workers > 1 else ""
+    started = f"keyless guard authz: {host}:{port} ({len(settings.issuers)} issuer(s){many})"
+    _run(
+        service,
+        (forward_auth_from_file, (str(config),)),
+        settings,
+        host,
+        port,
+        log_level,
+        workers,
+        grace,
+        started,
+    )
 
 
 def _print(explanation: Explanation) -> None:

@@ -31,14 +31,14 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from ipaddress import ip_address
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from keyless._metrics import CONTENT_TYPE, metrics, render
+from keyless._metrics import metrics
 from keyless.guard._config import GuardConfig, load_config
 from keyless.guard._gate import AUTHORIZATION, SERVERLESS_AUTHORIZATION, Gate, Outcome, log_access, refusal
 from keyless.guard._identity import Identity
+from keyless.guard._ops import OPS_PREFIX, ops_endpoint, sync_cache_counts
 from keyless.guard._policy import Policy
 from keyless.guard._request_safety import (
     FORWARDING_HEADERS,
@@ -55,8 +55,6 @@ __all__ = ["IDENTITY_HEADERS", "GuardProxy", "identity_headers", "proxy_from_fil
 
 logger = logging.getLogger("keyless.guard")
 
-# The guard's own paths sit under /_keyless/, outside the upstream's (docs/guard.md).
-METRICS_PATH = "/_keyless/metrics"
 CACHE_COUNT_SYNC_SECONDS = 5.0
 RACE_DISCONNECT_ABOVE = 256 * 1024  # bytes of declared body past which the client's leaving is watched
 
@@ -167,7 +165,6 @@ class GuardProxy:
         self.realm = realm
         self._actions = {**_ACTIONS, **dict.fromkeys(config.forward_override_headers, _KEEP)}
         self._m = metrics()
-        self._synced = (0, 0)  # the token cache's hits and misses already counted in the metrics
         self._syncer: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -185,8 +182,8 @@ class GuardProxy:
         started = time.perf_counter()
         method: str = scope["method"]
         path: str = scope["path"]
-        if path == METRICS_PATH:
-            await self._metrics(scope, send)
+        if path.startswith(OPS_PREFIX):  # the guard's own: never forwarded
+            await ops_endpoint(scope, send, self.verifier, upstream=self.upstream)
             return
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         outcome = await self.gate.check(method, path, headers, scope.get("raw_path"))
@@ -208,43 +205,10 @@ class GuardProxy:
         m.guard_decisions.labels("allow" if outcome.allowed else "deny", outcome.code).inc()
         m.request_duration.labels("guard", "proxy", str(status)).observe(seconds)
 
-    async def _metrics(self, scope: Scope, send: Send) -> None:
-        """``/_keyless/metrics``, outside the upstream's paths: only for ``metrics.allow_from``
-        peers (others get the same 404 as a path that does not exist)."""
-        client = scope.get("client")
-        allowed = False
-        if client:
-            with contextlib.suppress(ValueError):
-                peer = ip_address(client[0])
-                allowed = any(peer in network for network in self.verifier.config.metrics_allow_from)
-        if not allowed or scope["method"] not in ("GET", "HEAD"):
-            body, status, ctype = b"not found\n", 404, b"text/plain; charset=utf-8"
-        else:
-            self._sync_cache_counts()
-            body, status, ctype = render(), 200, CONTENT_TYPE.encode()
-        headers = [
-            (b"content-type", ctype),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
-
-    def _sync_cache_counts(self) -> None:
-        """The verified-token cache counts its hits itself (a metric call would double the cost of
-        a hit); its counts go to the metrics when scraped and every few seconds."""
-        cache = self.verifier.token_cache
-        if cache is None:
-            return
-        hits, misses = cache.hits, cache.misses
-        self._m.guard_token_cache.labels("hit").inc(hits - self._synced[0])
-        self._m.guard_token_cache.labels("miss").inc(misses - self._synced[1])
-        self._synced = (hits, misses)
-
     async def _sync_cache_counts_forever(self) -> None:
         while True:
             await asyncio.sleep(CACHE_COUNT_SYNC_SECONDS)
-            self._sync_cache_counts()
+            sync_cache_counts(self.verifier)
 
     def _upstream_headers(
         self, scope: Scope, outcome: Outcome
@@ -397,7 +361,7 @@ class GuardProxy:
             elif message["type"] == "lifespan.shutdown":
                 if self._syncer is not None:
                     self._syncer.cancel()
-                self._sync_cache_counts()
+                sync_cache_counts(self.verifier)
                 await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
