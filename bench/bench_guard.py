@@ -244,11 +244,26 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _load(port: int, token: str, connections: int, seconds: float) -> dict[str, Any]:
-    request = (
+def _proxied_request(port: int, token: str) -> bytes:
+    return (
         f"GET /items/1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
         "Accept: application/json\r\n\r\n"
     ).encode()
+
+
+def _authz_request(port: int, token: str) -> bytes:
+    """What Traefik or Caddy send to ``keyless guard authz`` for ``GET /items/1``."""
+    return (
+        f"GET /_keyless/authz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+        "X-Forwarded-Method: GET\r\nX-Forwarded-Uri: /items/1\r\nX-Forwarded-Host: api.example\r\n"
+        "X-Forwarded-Proto: https\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n"
+    ).encode()
+
+
+async def _load(
+    port: int, token: str, connections: int, seconds: float, request: bytes | None = None
+) -> dict[str, Any]:
+    request = request or _proxied_request(port, token)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     deadline = time.perf_counter() + seconds
@@ -277,20 +292,26 @@ async def _load(port: int, token: str, connections: int, seconds: float) -> dict
     }
 
 
-def _load_process(port: int, token: str, connections: int, seconds: float, out: Any) -> None:
+def _load_process(
+    port: int, token: str, connections: int, seconds: float, out: Any, request: bytes | None = None
+) -> None:
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    out.send(asyncio.run(_load(port, token, connections, seconds)))
+    out.send(asyncio.run(_load(port, token, connections, seconds, request)))
 
 
-def _measure_load(port: int, token: str, connections: int, seconds: float) -> dict[str, Any]:
+def _measure_load(
+    port: int, token: str, connections: int, seconds: float, request: bytes | None = None
+) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     receiving, sending = context.Pipe(duplex=False)
-    process = context.Process(target=_load_process, args=(port, token, connections, seconds, sending))
+    process = context.Process(
+        target=_load_process, args=(port, token, connections, seconds, sending, request)
+    )
     process.start()
     result: dict[str, Any] = receiving.recv()
     process.join()
@@ -345,6 +366,38 @@ def proxy_overhead(seconds: float, connections: int, workers: int = 1) -> dict[s
     return result
 
 
+def forward_auth(seconds: float, connections: int) -> dict[str, Any]:
+    """``keyless guard authz`` (one process) answering Traefik/Caddy-shaped questions over
+    keep-alive: decisions per second with the verified-token cache, and with it off (every
+    decision verifies the RS256 signature and every claim)."""
+    result: dict[str, Any] = {}
+    with TestIssuer() as issuer, tempfile.TemporaryDirectory() as tmp:
+        token = issuer.mint(_claims(issuer), lifetime=3600)
+        for label, cache in (("cached", 10_000), ("uncached", 0)):
+            port = _free_port()
+            config = Path(tmp) / f"{label}.yaml"
+            config.write_text(
+                json.dumps(
+                    {
+                        "issuers": [{"kind": "oidc", "issuer": issuer.url}],
+                        "audiences": [RESOURCE],
+                        "allow_http_loopback_issuers": True,
+                        "token_cache_size": cache,
+                        "policy": {"rules": [{"path": "/items/**", "any_of": ["Blob.Read"]}]},
+                    }
+                )
+            )
+            authz = [
+                "-c", "from keyless.cli import main; main()",
+                "guard", "authz", "--config", str(config), "--port", str(port), "--log-level", "warning",
+            ]  # fmt: skip
+            request = _authz_request(port, token)
+            with _server(authz, port):
+                _measure_load(port, token, connections, min(1.0, seconds / 2), request)  # warm-up
+                result[label] = _measure_load(port, token, connections, seconds, request)
+    return result
+
+
 # -- report ----------------------------------------------------------------------------------------
 
 
@@ -365,6 +418,7 @@ def run(
     }
     if proxy:
         result["proxy"] = proxy_overhead(seconds, connections, workers)
+        result["authz"] = forward_auth(seconds, connections)
     return result
 
 
@@ -406,6 +460,21 @@ def _table(result: dict[str, Any]) -> str:
                 f"proxy overhead, {count} connection(s)",
                 f"{run['throughput_ratio']:>12.3f} x",
                 f"added p50 {run['added_p50_ms']:.2f} ms, p99 {run['added_p99_ms']:.2f} ms",
+            ),
+        ]
+    authz = result.get("authz") or {}
+    if authz:
+        cached, uncached = authz["cached"], authz["uncached"]
+        rows += [
+            (
+                "forward-auth decisions, cached token",
+                f"{cached['requests_per_s']:>12,.0f} /s",
+                f"p50 {cached['p50_ms']:.2f} ms (target >= 20,000/s)",
+            ),
+            (
+                "forward-auth decisions, uncached",
+                f"{uncached['requests_per_s']:>12,.0f} /s",
+                f"{100 * uncached['requests_per_s'] / ceiling:.0f}% of the verify ceiling (target >= 70%)",
             ),
         ]
     width = max(len(r[0]) for r in rows)
