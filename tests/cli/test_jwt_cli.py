@@ -69,3 +69,20 @@ def test_verify_with_an_unreachable_issuer_exits_3(cli: Cli, issuer: TestIssuer)
     result = cli("jwt", "verify", token, "--issuer", "http://127.0.0.1:9")
     assert result.exit_code == 3
     assert "could not be fetched" in result.stdout and "127.0.0.1:9" in result.stderr
+
+
+def test_verify_against_an_issuer_that_answers_with_a_mismatch_exits_1_not_3(
+    cli: Cli, issuer: TestIssuer
+) -> None:
+    """An issuer that answers is reachable: a discovery document naming another issuer, or a key
+    set without the token's key, is a verdict (1), not "unreachable" (3)."""
+    token = issuer.mint(sub="sa-1")
+    issuer.patch_metadata(issuer="https://elsewhere.example")
+    try:
+        other = cli("jwt", "verify", token, "--issuer", issuer.url)
+    finally:
+        issuer.patch_metadata(issuer=issuer.url)
+    assert other.exit_code == 1 and "names issuer 'https://elsewhere.example'" in other.stdout
+    issuer.rotate()
+    unknown_key = cli("jwt", "verify", token, "--issuer", issuer.url)
+    assert unknown_key.exit_code == 1 and "no key with kid" in unknown_key.stdout

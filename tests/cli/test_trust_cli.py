@@ -89,6 +89,21 @@ def test_apply_makes_it_so_and_a_second_apply_changes_nothing(cli: Cli, names: N
     assert sorted(f["name"] for f in fics) == ["github-main", "google-sa"]
 
 
+def test_plan_detailed_exitcode_is_2_with_changes_and_0_without_as_terraform(
+    cli: Cli, names: Names, tmp_path: Path
+) -> None:
+    path = trust_file(tmp_path, names, fics=GITHUB_FIC)
+    pending = cli("plan", "-f", str(path), "--detailed-exitcode")
+    assert pending.exit_code == 2 and "Plan: 6 to create" in pending.stdout
+    assert cli("plan", "-f", str(path), "--detailed-exitcode", "--json").exit_code == 2
+    assert cli("plan", "-f", str(path)).exit_code == 0  # without the flag: 0 either way
+    changes(cli, "apply", "-f", str(path))
+    assert cli("plan", "-f", str(path), "--detailed-exitcode").exit_code == 0
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("tenants: [")
+    assert cli("plan", "-f", str(broken), "--detailed-exitcode").exit_code not in (0, 2)
+
+
 def test_an_edited_credential_is_planned_as_an_update_with_the_exact_difference(
     cli: Cli, names: Names, tmp_path: Path
 ) -> None:

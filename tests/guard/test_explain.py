@@ -159,6 +159,14 @@ def test_check_lists_what_the_configuration_trusts(tmp_path: Path, issuer: TestI
     assert "2 rule(s), default deny" in result.output
 
 
+def test_check_prints_json_for_scripts(tmp_path: Path, issuer: TestIssuer) -> None:
+    result = runner.invoke(app, ["check", "--config", str(write_config(tmp_path, issuer)), "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["valid"] is True and shown["issuers"] == [issuer.url]
+    assert shown["policy"]["default"] == "deny" and len(shown["policy"]["rules"]) == 2
+
+
 def test_run_refuses_to_start_without_an_upstream(tmp_path: Path, issuer: TestIssuer) -> None:
     result = runner.invoke(app, ["run", "--config", str(write_config(tmp_path, issuer))])
     assert result.exit_code == 2

@@ -67,6 +67,9 @@ DATA_DIR = typer.Option(
     help="Data directory of the local authority (env KEYLESS_DATA_DIR; default ./.keyless).",
 )
 JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
+# A command may set this in the click context's meta: the exit code for any keyless error it raises
+# (``plan --detailed-exitcode`` makes every error 1, since 2 means "changes" there).
+ERROR_EXIT_META = "keyless.error_exit_code"
 
 
 def _width() -> int | None:

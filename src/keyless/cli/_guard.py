@@ -321,8 +321,23 @@ def explain_token(
     raise typer.Exit(EXIT_UNREACHABLE if unreachable else EXIT_FAILED)
 
 
+def _rule_json(rule: Any) -> dict[str, Any]:
+    return {
+        "methods": sorted(rule.methods) if rule.methods else ["*"],
+        "paths": list(rule.patterns),
+        "allow": rule.allow,
+        "anyOf": list(rule.any_of),
+        "allOf": list(rule.all_of),
+        "principals": sorted(rule.principals),
+        "forwardAuthorization": rule.forward_authorization,
+        "where": rule.where,
+    }
+
+
 @app.command("check")
-def check(config: Path = _CONFIG) -> None:
+def check(
+    config: Path = _CONFIG, as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")
+) -> None:
     """Read the configuration and show what it trusts and allows (exit 2 if it has problems).
 
     Example: keyless guard check --config guard.yaml
@@ -330,6 +345,29 @@ def check(config: Path = _CONFIG) -> None:
     settings = _load(config)
     verifier = Verifier(settings)
     asyncio.run(verifier.aclose())  # only its issuer registry is needed
+    if as_json:
+        policy = settings.policy
+        typer.echo(
+            json.dumps(
+                {
+                    "config": str(config),
+                    "valid": True,
+                    "issuers": list(verifier.issuers.trusted()),
+                    "audiences": list(settings.audiences),
+                    "algorithms": list(settings.algorithms),
+                    "leeway": settings.leeway,
+                    "policy": {
+                        "default": policy.default,
+                        "caseInsensitivePaths": policy.case_insensitive_paths,
+                        "rules": [_rule_json(rule) for rule in policy.rules],
+                    },
+                    "forwardOverrideHeaders": sorted(h.decode() for h in settings.forward_override_headers),
+                    "warnings": settings.development_warnings(),
+                },
+                indent=2,
+            )
+        )
+        return
     console = out()
     console.print(f"[bold]{escape(str(config))}[/]: configuration is valid")
     console.print("trusted issuers:")

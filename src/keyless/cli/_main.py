@@ -33,6 +33,7 @@ from keyless.cli import (
 )
 from keyless.cli._admin_client import Unreachable
 from keyless.cli._common import (
+    ERROR_EXIT_META,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNREACHABLE,
@@ -96,7 +97,8 @@ class KeylessGroup(TyperGroup):
         except KeylessError as exc:
             if _state["debug"]:
                 raise
-            raise typer.Exit(_report(exc)) from None
+            code = _report(exc)
+            raise typer.Exit(ctx.meta.get(ERROR_EXIT_META, code)) from None
         except ModuleNotFoundError as exc:  # a part installed without its extra
             message = missing_extra_message(exc)
             if message is None or _state["debug"]:

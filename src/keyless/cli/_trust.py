@@ -20,7 +20,18 @@ import yaml
 
 from keyless.authority import load_trust_file, localize_problems, to_wire
 from keyless.cli._admin_client import ServerProblems
-from keyless.cli._common import ADMIN_KEY, DATA_DIR, JSON, URL, Target, escape, out, print_json, progress
+from keyless.cli._common import (
+    ADMIN_KEY,
+    DATA_DIR,
+    ERROR_EXIT_META,
+    JSON,
+    URL,
+    Target,
+    escape,
+    out,
+    print_json,
+    progress,
+)
 from keyless.errors import ConfigurationError
 
 __all__ = ["apply_command", "export_command", "plan_command"]
@@ -29,6 +40,7 @@ FILE = typer.Option(..., "--file", "-f", help="The trust file (YAML).")
 PRUNE = typer.Option(
     False, "--prune", help="Also delete what the file does not name, inside the tenants it names."
 )
+PLAN_HAS_CHANGES = 2  # --detailed-exitcode, as `terraform plan -detailed-exitcode`
 WAIT = typer.Option(0.0, "--wait", help="Seconds to wait for the authority to come up first.")
 _STYLE = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red")}
 # An apply is one transaction the server bounds itself (its wait for another apply's lock, each
@@ -73,6 +85,7 @@ def _counts(changes: list[dict[str, Any]]) -> str:
 
 
 def plan_command(
+    ctx: typer.Context,
     file: Path = FILE,
     prune: bool = PRUNE,
     wait: float = WAIT,
@@ -80,6 +93,11 @@ def plan_command(
     admin_key: str | None = ADMIN_KEY,
     data_dir: Path | None = DATA_DIR,
     as_json: bool = JSON,
+    detailed_exitcode: bool = typer.Option(
+        False,
+        "--detailed-exitcode",
+        help="Exit 0 with nothing to change, 2 with changes (1 on errors), as Terraform does.",
+    ),
 ) -> None:
     """Show what `keyless apply` would change (create + / update ~ / delete -), changing nothing.
 
@@ -88,18 +106,27 @@ def plan_command(
     \b
       keyless plan -f trust.yaml
       keyless plan -f trust.yaml --prune --json
+      keyless plan -f trust.yaml --detailed-exitcode || echo "changes pending"
     """
-    base, changes = _send(file, "plan", prune, Target(url, admin_key, data_dir), wait)
+    if detailed_exitcode:  # every error is then 1, as Terraform's (2 means "changes")
+        ctx.meta[ERROR_EXIT_META] = 1
+    try:
+        base, changes = _send(file, "plan", prune, Target(url, admin_key, data_dir), wait)
+    except typer.Exit as exc:
+        if detailed_exitcode and exc.exit_code:
+            raise typer.Exit(1) from None
+        raise
     if as_json:
         print_json({"authority": base, "changes": changes})
-        return
-    console = out()
-    if not changes:
-        console.print(f"[green]No changes.[/] {escape(base)} already matches {escape(str(file))}.")
-        return
-    console.print(f"keyless plan: {escape(str(file))} against {escape(base)}")
-    _print_changes(changes)
-    console.print(f"Plan: {_counts(changes)}. Run `keyless apply -f {escape(str(file))}` to make it so.")
+    elif not changes:
+        out().print(f"[green]No changes.[/] {escape(base)} already matches {escape(str(file))}.")
+    else:
+        console = out()
+        console.print(f"keyless plan: {escape(str(file))} against {escape(base)}")
+        _print_changes(changes)
+        console.print(f"Plan: {_counts(changes)}. Run `keyless apply -f {escape(str(file))}` to make it so.")
+    if detailed_exitcode and changes:
+        raise typer.Exit(PLAN_HAS_CHANGES)
 
 
 def apply_command(
