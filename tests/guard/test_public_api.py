@@ -12,6 +12,7 @@ def test_the_public_names_are_pinned() -> None:
     assert sorted(keyless.guard.__all__) == [
         "Decision",
         "Explanation",
+        "ForwardAuth",
         "Gate",
         "GuardConfig",
         "GuardMiddleware",
@@ -23,6 +24,7 @@ def test_the_public_names_are_pinned() -> None:
         "Outcome",
         "Policy",
         "Rule",
+        "SNIPPET_KINDS",
         "Step",
         "TokenCache",
         "Verifier",
@@ -30,6 +32,7 @@ def test_the_public_names_are_pinned() -> None:
         "config_from_mapping",
         "current_identity",
         "explain",
+        "forward_auth_from_file",
         "identity_headers",
         "load_config",
         "load_policy",
@@ -38,6 +41,7 @@ def test_the_public_names_are_pinned() -> None:
         "proxy_from_file",
         "require_roles",
         "require_scopes",
+        "snippet",
     ]
     for name in keyless.guard.__all__:
         assert getattr(keyless.guard, name) is not None

@@ -227,8 +227,8 @@ def authz(
     Example: keyless guard authz --config guard.yaml --port 9000
     Example: keyless guard authz --config guard.yaml --print-config nginx
     """
-    from keyless.guard._authz import ForwardAuth, forward_auth_from_file
-    from keyless.guard._snippets import KINDS, snippet
+    from keyless.guard import SNIPPET_KINDS as KINDS
+    from keyless.guard import ForwardAuth, forward_auth_from_file, snippet
 
     settings = _load(config)
     if print_config is not None:

@@ -115,7 +115,7 @@ app = typer.Typer(
     "3 authority unreachable. See docs/cli.md.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     rich_markup_mode=None,
     context_settings={"max_content_width": 120, "help_option_names": ["-h", "--help"]},
 )

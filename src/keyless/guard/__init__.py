@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from keyless.guard._authz import ForwardAuth, forward_auth_from_file
 from keyless.guard._cache import TokenCache
 from keyless.guard._config import GuardConfig, IssuerConfig, config_from_mapping, load_config
 from keyless.guard._explain import Explanation, Step, explain
@@ -19,6 +20,8 @@ from keyless.guard._identity import Identity
 from keyless.guard._middleware import GuardMiddleware
 from keyless.guard._policy import Decision, Policy, Rule, load_policy, policy_from_mapping
 from keyless.guard._proxy import IDENTITY_HEADERS, GuardProxy, identity_headers, proxy_from_file
+from keyless.guard._snippets import KINDS as SNIPPET_KINDS
+from keyless.guard._snippets import snippet
 from keyless.guard._verifier import IssuerUnavailable, Verifier
 
 if TYPE_CHECKING:
@@ -31,8 +34,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IDENTITY_HEADERS",
+    "SNIPPET_KINDS",
     "Decision",
     "Explanation",
+    "ForwardAuth",
     "Gate",
     "GuardConfig",
     "GuardMiddleware",
@@ -50,6 +55,7 @@ __all__ = [
     "config_from_mapping",
     "current_identity",
     "explain",
+    "forward_auth_from_file",
     "identity_headers",
     "load_config",
     "load_policy",
@@ -58,6 +64,7 @@ __all__ = [
     "proxy_from_file",
     "require_roles",
     "require_scopes",
+    "snippet",
 ]
 
 _DEPENDENCIES = ("current_identity", "optional_identity", "require_roles", "require_scopes")
