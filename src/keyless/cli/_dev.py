@@ -42,7 +42,8 @@ def _announce(dev: DevStack) -> None:
     console.print(f"  blob-api         {dev.api_url}   (behind the guard)")
     console.print(f"  tenant {dev.tenant_id}, caller {dev.client_id}, scope {dev.scope}", highlight=False)
     console.print(
-        f"\nClients: [bold]. {dev.env_file}[/]  then e.g. python examples/seed_keyless_credential.py"
+        f"\nClients, in another shell: [bold]. {dev.env_file.resolve()}[/]  (puts keyless on PATH)\n"
+        "  then e.g. python examples/seed_keyless_credential.py"
     )
     console.print("Ctrl-C stops everything.")
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import shlex
 import socket
+import ssl
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ __all__ = ["DevPorts", "DevStack", "run_stack"]
 
 LOOPBACK = "127.0.0.1"
 ENV_FILE = "dev.env"
+CA_BUNDLE_FILE = "clients-ca-bundle.pem"
 
 
 @dataclass(frozen=True)
@@ -59,14 +62,21 @@ class DevStack:
         assert self.tls.ca_cert is not None
         return self.tls.ca_cert
 
+    @property
+    def ca_bundle(self) -> Path:
+        """The system's trusted CAs plus the local CA, in one file (written by :func:`run_stack`):
+        what the clients' CA variables point at, so a shell that sources dev.env still trusts
+        public sites."""
+        return self.data_dir.resolve() / "tls" / CA_BUNDLE_FILE
+
     def client_environment(self) -> dict[str, str]:
-        """What a client process needs to play the workload against this stack."""
-        ca = str(self.ca_file)
+        """What a client process needs to play the workload against this stack (absolute paths)."""
+        bundle = str(self.ca_bundle)
         return {
-            "REQUESTS_CA_BUNDLE": ca,
-            "CURL_CA_BUNDLE": ca,
-            "SSL_CERT_FILE": ca,
-            "NODE_EXTRA_CA_CERTS": ca,
+            "REQUESTS_CA_BUNDLE": bundle,
+            "CURL_CA_BUNDLE": bundle,
+            "SSL_CERT_FILE": bundle,
+            "NODE_EXTRA_CA_CERTS": str(self.ca_file.resolve()),  # added to Node's own CAs
             "GCE_METADATA_HOST": self.metadata_host,
             "GCE_METADATA_IP": self.metadata_host,
             "AZURE_AUTHORITY_HOST": self.authority_url,
@@ -75,6 +85,7 @@ class DevStack:
             "KEYLESS_AUTHORITY_HOST": self.authority_url,
             "KEYLESS_SCOPE": self.scope,
             "KEYLESS_API_URL": self.api_url,
+            "KEYLESS_DATA_DIR": str(self.data_dir.resolve()),  # the CLI finds this stack from anywhere
         }
 
 
@@ -107,8 +118,24 @@ def _guard_config(
     )
 
 
+def _write_ca_bundle(local_ca: Path, bundle: Path) -> None:
+    """The system's CA certificates (the OpenSSL default file, else certifi's) followed by the local CA."""
+    system = Path(ssl.get_default_verify_paths().cafile or "")
+    if not system.is_file():
+        import certifi
+
+        system = Path(certifi.where())
+    bundle.write_text(system.read_text() + "\n# keyless dev: the local CA\n" + local_ca.read_text())
+
+
 def _write_env_file(stack_env: dict[str, str], path: Path) -> None:
-    lines = ["# Source this file in a shell to run clients against `keyless dev`:  . " + str(path)]
+    bin_dir = Path(sys.executable).parent  # the virtualenv keyless runs from
+    lines = [
+        f"# Source this file in a shell to run clients against `keyless dev`:  . {path.resolve()}",
+        "# It puts keyless's virtualenv first on PATH (so `keyless` and `python` with its packages are",
+        "# found), points the CA variables at the system's CAs plus the local CA, and names the stack.",
+        f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"',
+    ]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in stack_env.items()]
     lines.append("unset GOOGLE_APPLICATION_CREDENTIALS")
     path.write_text("\n".join(lines) + "\n")
@@ -167,6 +194,7 @@ def run_stack(data_dir: Path, trust_file: Path, ports: DevPorts = DevPorts()) ->
             env_file=data_dir / ENV_FILE,
             authority=authority,
         )
+        _write_ca_bundle(dev.ca_file, dev.ca_bundle)
         _write_env_file(dev.client_environment(), dev.env_file)
         yield dev
 
