@@ -65,12 +65,18 @@ def dev(
         8444, "--api-port", min=0, max=65535, help="HTTPS port of the guarded demo API."
     ),
     once: bool = typer.Option(False, "--once", help="Play the scenario, then exit with its status."),
+    reseed: bool = typer.Option(
+        False,
+        "--reseed",
+        help="Apply the trust file even to a data directory that already has a directory (reverting edits).",
+    ),
 ) -> None:
     from keyless.dev import DevPorts, play, run_stack
 
     configure_logging("warning")
     ports = DevPorts(authority=authority_port, metadata=metadata_port, api=api_port)
-    with run_stack(data_dir, trust or _seed_trust(), ports) as stack:
+    with run_stack(data_dir, trust or _seed_trust(), ports, reseed=reseed) as stack:
+        console.print(stack.seeded, highlight=False, markup=False)
         passed = play(stack, console)
         console.rule("[bold green]scenario passed" if passed else "[bold red]scenario failed")
         if once:

@@ -6,6 +6,8 @@ is reported with the flag that changes it."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import shlex
 import socket
 import ssl
@@ -16,9 +18,18 @@ from pathlib import Path
 
 from keyless._net import bind_socket
 from keyless._serving import ServerThread
-from keyless.authority import Authority, FederatedIdentityCredential, apply, create_app, load_trust_file
+from keyless.authority import (
+    Authority,
+    FederatedIdentityCredential,
+    TrustDocument,
+    apply,
+    create_app,
+    load_trust_file,
+    plan,
+)
 from keyless.config import load_authority_settings
 from keyless.dev._blobapi import DEFAULT_POLICY, create_blob_api
+from keyless.errors import ConfigurationError
 from keyless.guard import GuardConfig, GuardProxy, config_from_mapping
 from keyless.metadata import GOOGLE_ISSUER, MetadataConfig, MetadataServer
 from keyless.tls import TLSFiles, ensure_local_tls
@@ -27,6 +38,7 @@ __all__ = ["DevPorts", "DevStack", "run_stack"]
 
 LOOPBACK = "127.0.0.1"
 ENV_FILE = "dev.env"
+LOCK_FILE = "dev.lock"
 CA_BUNDLE_FILE = "clients-ca-bundle.pem"
 
 
@@ -50,6 +62,7 @@ class DevStack:
     scope: str
     env_file: Path
     authority: Authority
+    seeded: str = ""  # what happened to the seed trust file at start
 
     def federated_credentials(self) -> list[FederatedIdentityCredential]:
         """The caller application's federated identity credentials, as the authority holds them."""
@@ -142,9 +155,63 @@ def _write_env_file(stack_env: dict[str, str], path: Path) -> None:
 
 
 @contextlib.contextmanager
-def run_stack(data_dir: Path, trust_file: Path, ports: DevPorts = DevPorts()) -> Iterator[DevStack]:
+def _only_stack_in(data_dir: Path) -> Iterator[None]:
+    """Hold ``data_dir/dev.lock`` while the stack runs: a second ``keyless dev`` on the same data
+    directory is refused (it would overwrite this one's url and dev.env). The lock is the kernel's
+    (``flock``), so a stack that died leaves nothing stale behind."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise ConfigurationError(
+                f"another keyless dev (pid {holder}) is running on {data_dir}: stop it, or give this one "
+                "its own --data-dir"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _seed(authority: Authority, doc: TrustDocument, trust_file: Path, reseed: bool) -> str:
+    """Apply the seed trust file to a new directory (or with ``reseed``); otherwise keep the user's
+    changes and say how far the directory is from the seed."""
+    if reseed or not authority.store.list_tenants():
+        changes = apply(authority.admin, doc).changes
+        return f"{trust_file}: {len(changes)} change(s) applied"
+    pending = plan(authority.admin, doc).changes
+    if not pending:
+        return f"{trust_file}: the directory matches it"
+    return (
+        f"{trust_file}: not re-applied, keeping your changes ({len(pending)} difference(s) from it); "
+        f"`keyless plan -f {trust_file}` shows them, `keyless dev --reseed` applies it"
+    )
+
+
+@contextlib.contextmanager
+def run_stack(
+    data_dir: Path, trust_file: Path, ports: DevPorts = DevPorts(), *, reseed: bool = False
+) -> Iterator[DevStack]:
+    doc = load_trust_file(trust_file)  # a bad file is reported before anything starts
+    with _only_stack_in(data_dir), _running_stack(data_dir, trust_file, doc, ports, reseed) as dev:
+        yield dev
+
+
+@contextlib.contextmanager
+def _running_stack(
+    data_dir: Path, trust_file: Path, doc: TrustDocument, ports: DevPorts, reseed: bool
+) -> Iterator[DevStack]:
     sockets = _bind_all(ports)
     authority_sock, api_sock, upstream_sock = sockets["authority"], sockets["api"], sockets["upstream"]
+    # Port 0 picks a free port: the URLs carry the one the socket got.
+    ports = DevPorts(authority_sock.getsockname()[1], ports.metadata, api_sock.getsockname()[1])
     tls = ensure_local_tls(data_dir)
     with contextlib.ExitStack() as stack:
         metadata = stack.enter_context(
@@ -161,7 +228,7 @@ def run_stack(data_dir: Path, trust_file: Path, ports: DevPorts = DevPorts()) ->
             log_level="warning",
         )
         authority = Authority.open(settings)
-        apply(authority.admin, load_trust_file(trust_file))
+        seeded = _seed(authority, doc, trust_file, reseed)
         tenant, client, resource = _seed_ids(authority)
         stack.enter_context(
             ServerThread(
@@ -193,6 +260,7 @@ def run_stack(data_dir: Path, trust_file: Path, ports: DevPorts = DevPorts()) ->
             scope="api://blob-api/.default",
             env_file=data_dir / ENV_FILE,
             authority=authority,
+            seeded=seeded,
         )
         _write_ca_bundle(dev.ca_file, dev.ca_bundle)
         _write_env_file(dev.client_environment(), dev.env_file)
