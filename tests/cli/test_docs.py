@@ -64,3 +64,17 @@ def test_every_command_is_documented_with_an_example(command: str) -> None:
     if sub:
         assert re.search(rf"`keyless {group} [^`]*\b{sub}\b", CLI_DOC), f"no heading for keyless {command}"
     assert re.search(rf"^keyless {re.escape(command)}\b", CLI_DOC, re.M), f"no example of keyless {command}"
+
+
+SERVERS = {"serve", "metadata", "dev", "guard run", "guard authz"}  # they run; they print no data
+
+
+@pytest.mark.parametrize("command", _command_names())
+def test_every_command_that_prints_data_has_json(command: str) -> None:
+    if command in SERVERS:
+        return
+    cmd = get_command(app)
+    for part in command.split():
+        cmd = cmd.commands[part]  # type: ignore[attr-defined]
+    options = {opt for param in cmd.params for opt in getattr(param, "opts", [])}
+    assert "--json" in options, f"keyless {command} prints data but has no --json"
