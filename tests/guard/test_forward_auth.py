@@ -99,14 +99,34 @@ def test_nginx_an_unsafe_path_is_403_since_auth_request_relays_only_401_and_403(
     authz: httpx.Client, issuer: TestIssuer
 ) -> None:
     headers = {"X-Original-Method": "GET", "X-Original-URI": "/public/..;/admin/x", **bearer(issuer)}
-    assert authz.get("/_keyless/authz", headers=headers).status_code == 403
+    assert authz.get("/_keyless/authz/nginx", headers=headers).status_code == 403
+
+
+def test_a_client_cannot_choose_the_checked_path_with_headers_its_data_plane_does_not_set(
+    authz: httpx.Client, issuer: TestIssuer
+) -> None:
+    """Traefik sets X-Forwarded-Uri but passes a client's X-Original-URI along: keyless reads the
+    headers its endpoint names, never whichever are present. Duplicates are refused."""
+    reader = bearer(issuer, roles=["R"])
+    spoofed = {**traefik("/admin/x"), "X-Original-Method": "GET", "X-Original-URI": "/public/page", **reader}
+    assert authz.get("/_keyless/authz", headers=spoofed).status_code == 403  # /admin/x was checked
+    via_nginx = {
+        "X-Original-Method": "GET",
+        "X-Original-URI": "/admin/x",
+        **traefik("/public/page"),
+        **reader,
+    }
+    assert authz.get("/_keyless/authz/nginx", headers=via_nginx).status_code == 403
+    twice = httpx.Headers(
+        [("X-Forwarded-Method", "GET"), ("X-Forwarded-Uri", "/public/a"), ("X-Forwarded-Uri", "/admin/x")]
+    )
+    assert authz.get("/_keyless/authz", headers=twice).status_code == 400
+    assert authz.get("/_keyless/%65nvoy/admin/x", headers=reader).status_code in (400, 404)
 
 
 def test_a_misconfigured_data_plane_is_told_what_is_missing(authz: httpx.Client) -> None:
-    answer = authz.get("/_keyless/authz", headers={"X-Original-URI": "/x"})
-    assert answer.status_code == 400 and "X-Original-Method" in answer.text.replace(
-        "x-original-method", "X-Original-Method"
-    )
+    answer = authz.get("/_keyless/authz/nginx", headers={"X-Original-URI": "/x"})
+    assert answer.status_code == 400 and "x-original-method" in answer.text
     assert authz.get("/_keyless/authz").status_code == 400
     assert authz.get("/somewhere").status_code == 400
 
@@ -175,7 +195,7 @@ def test_the_cli_prints_a_snippet_and_serves_on_port_and_config_from_the_environ
         timeout=60,
     )
     assert printed.returncode == 0, printed.stderr
-    assert "proxy_pass http://127.0.0.1:9000/_keyless/authz;" in printed.stdout
+    assert "proxy_pass http://127.0.0.1:9000/_keyless/authz/nginx;" in printed.stdout
     assert "proxy_pass http://127.0.0.1:8081;" in printed.stdout
     wrong = subprocess.run(
         [sys.executable, "-m", "keyless", "guard", "authz", "--print-config", "haproxy"],

@@ -7,11 +7,15 @@ so both modes behave alike.
 
 Where the original request is read from:
 
-* ``/_keyless/authz`` with ``X-Original-Method`` and ``X-Original-URI`` (nginx ``auth_request``);
-* ``/_keyless/authz`` with ``X-Forwarded-Method`` and ``X-Forwarded-Uri`` (Traefik ``ForwardAuth``,
+* ``/_keyless/authz/nginx``: ``X-Original-Method`` and ``X-Original-URI`` (nginx ``auth_request``);
+* ``/_keyless/authz``: ``X-Forwarded-Method`` and ``X-Forwarded-Uri`` (Traefik ``ForwardAuth``,
   Caddy ``forward_auth``);
 * ``/_keyless/envoy/<original path>`` with the original method (Envoy ``ext_authz`` HTTP service,
   ``path_prefix: /_keyless/envoy``).
+
+The endpoint, not the headers present, says which headers carry the original request: a header
+the data plane does not set itself (``X-Original-URI`` through Traefik) may come from the client,
+and must not choose the path that is checked. A header given twice is refused.
 
 Answers: 200 with the ``X-Keyless-*`` identity headers (none on an anonymous path), 401 with the
 RFC 6750 challenge, 403 ``insufficient_scope``, 400 for an unsafe path (403 to nginx, which relays
@@ -35,7 +39,7 @@ from keyless.guard._proxy import identity_headers
 from keyless.guard._request_safety import IDENTITY_HEADERS
 from keyless.guard._verifier import Verifier
 
-__all__ = ["AUTHZ_PATH", "ENVOY_PREFIX", "ForwardAuth", "forward_auth_from_file"]
+__all__ = ["AUTHZ_PATH", "ENVOY_PREFIX", "NGINX_AUTHZ_PATH", "ForwardAuth", "forward_auth_from_file"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,11 +47,13 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 AUTHZ_PATH = "/_keyless/authz"
+NGINX_AUTHZ_PATH = "/_keyless/authz/nginx"
 ENVOY_PREFIX = "/_keyless/envoy"
-_ORIGINAL = (
-    (b"x-original-method", b"x-original-uri", "nginx"),
-    (b"x-forwarded-method", b"x-forwarded-uri", "forwarded"),
-)
+# endpoint -> (method header, URI header, data plane)
+_ORIGINAL = {
+    NGINX_AUTHZ_PATH: (b"x-original-method", b"x-original-uri", "nginx"),
+    AUTHZ_PATH: (b"x-forwarded-method", b"x-forwarded-uri", "forwarded"),
+}
 _MAX_URI = 8192
 _IDENTITY_NAMES = tuple(h.lower().encode() for h in IDENTITY_HEADERS)
 
@@ -94,7 +100,7 @@ class ForwardAuth:
         started = time.perf_counter()
         path: str = scope["path"]
         headers: list[tuple[bytes, bytes]] = scope["headers"]
-        if path.startswith(OPS_PREFIX) and path != AUTHZ_PATH and not path.startswith(ENVOY_PREFIX + "/"):
+        if path.startswith(OPS_PREFIX) and path not in _ORIGINAL and not path.startswith(ENVOY_PREFIX):
             await ops_endpoint(scope, send, self.verifier, upstream=None)
             return
         original = _original_request(scope, path, headers)
@@ -138,24 +144,22 @@ def _original_request(
     """(method, raw path, data plane) of the request being asked about, or what is missing."""
     if path.startswith(ENVOY_PREFIX + "/") or path == ENVOY_PREFIX:
         raw: bytes = scope.get("raw_path") or path.encode()
+        if not raw.startswith(ENVOY_PREFIX.encode()):
+            return f"the path prefix must be {ENVOY_PREFIX} exactly, unencoded"
         return scope["method"], raw[len(ENVOY_PREFIX) :] or b"/", "envoy"
-    if path != AUTHZ_PATH:
+    if path not in _ORIGINAL:
         return (
-            f"not a forward-auth path: ask {AUTHZ_PATH} (nginx, Traefik, Caddy) or {ENVOY_PREFIX}/... (Envoy)"
+            f"not a forward-auth path: ask {AUTHZ_PATH} (Traefik, Caddy), {NGINX_AUTHZ_PATH} (nginx)"
+            f" or {ENVOY_PREFIX}/... (Envoy)"
         )
-    found = dict(headers)
-    for method_header, uri_header, via in _ORIGINAL:
-        uri = found.get(uri_header)
-        if uri is not None:
-            method = found.get(method_header)
-            if method is None:
-                return (
-                    f"{uri_header.decode()} without {method_header.decode()}: the data plane must send both"
-                )
-            if len(uri) > _MAX_URI:
-                return f"{uri_header.decode()} is longer than {_MAX_URI} bytes"
-            return method.decode("latin-1").upper(), uri.split(b"?", 1)[0] or b"/", via
-    return "missing X-Original-URI (nginx) or X-Forwarded-Uri (Traefik, Caddy): see docs/guard.md"
+    method_header, uri_header, via = _ORIGINAL[path]
+    methods = [v for n, v in headers if n == method_header]
+    uris = [v for n, v in headers if n == uri_header]
+    if len(uris) != 1 or len(methods) != 1:
+        return f"{path} needs exactly one {method_header.decode()} and one {uri_header.decode()} header"
+    if len(uris[0]) > _MAX_URI:
+        return f"{uri_header.decode()} is longer than {_MAX_URI} bytes"
+    return methods[0].decode("latin-1").upper(), uris[0].split(b"?", 1)[0] or b"/", via
 
 
 def _decode(raw_path: bytes) -> str | None:

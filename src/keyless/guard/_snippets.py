@@ -9,7 +9,7 @@ against real nginx and Caddy (``tests/guard/test_forward_auth_dataplanes.py``).
 
 from __future__ import annotations
 
-from keyless.guard._authz import AUTHZ_PATH, ENVOY_PREFIX
+from keyless.guard._authz import AUTHZ_PATH, ENVOY_PREFIX, NGINX_AUTHZ_PATH
 from keyless.guard._request_safety import IDENTITY_HEADERS
 
 __all__ = ["KINDS", "snippet"]
@@ -33,7 +33,7 @@ server {{
 
     location = /_keyless_authz {{
         internal;
-        proxy_pass http://{authz}{AUTHZ_PATH};
+        proxy_pass http://{authz}{NGINX_AUTHZ_PATH};
         proxy_pass_request_body off;
         proxy_set_header Content-Length "";
         proxy_set_header X-Original-Method $request_method;
