@@ -78,3 +78,15 @@ def test_every_command_that_prints_data_has_json(command: str) -> None:
         cmd = cmd.commands[part]  # type: ignore[attr-defined]
     options = {opt for param in cmd.params for opt in getattr(param, "opts", [])}
     assert "--json" in options, f"keyless {command} prints data but has no --json"
+
+
+@pytest.mark.parametrize("command", ["", *_command_names()])
+def test_help_fits_80_columns_so_examples_never_wrap_mid_command(command: str) -> None:
+    """Examples sit in unwrapped (``\\b``) blocks, continued with `` \\`` lines: at 80 columns no
+    help line is longer, so a terminal never breaks a command in the middle."""
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, [*command.split(), "--help"], terminal_width=80, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    long = [line for line in result.output.splitlines() if len(line) > 80]
+    assert not long, "\n".join(long)

@@ -80,7 +80,8 @@ def fic_show(
     """Show one federated identity credential.
 
     \b
-    Example: keyless fic show contoso.example cloud-run-caller cloud-run-default-sa
+    Example:
+      keyless fic show contoso.example cloud-run-caller cloud-run-default-sa
     """
     found = Target(url, admin_key, data_dir).call("GET", f"{_fics(tenant, app)}/{quote(name, safe='')}")
     show_fields(found, title=f"federated identity credential {found['name']}", as_json=as_json)
@@ -103,8 +104,10 @@ def fic_create(
     """Trust tokens of ISSUER with SUBJECT (and AUDIENCE) as this application.
 
     \b
-    Example: keyless fic create contoso.example cloud-run-caller --name gh-main
-    --issuer https://token.actions.githubusercontent.com --subject repo:contoso/app:ref:refs/heads/main
+    Example:
+      keyless fic create contoso.example cloud-run-caller --name gh-main \\
+          --issuer https://token.actions.githubusercontent.com \\
+          --subject repo:contoso/app:ref:refs/heads/main
     """
     body = {
         "name": name,
@@ -137,7 +140,9 @@ def fic_update(
     """Change a credential's issuer, subject, audience or description (the name is immutable).
 
     \b
-    Example: keyless fic update contoso.example my-app gh-main --subject repo:contoso/app:environment:prod
+    Example:
+      keyless fic update contoso.example my-app gh-main \\
+          --subject repo:contoso/app:environment:prod
     """
     body: dict[str, Any] = {
         k: v
@@ -260,7 +265,8 @@ def secret_create(
     Prefer workload identity federation (keyless fic create): no secret to leak.
 
     \b
-    Example: keyless secret create contoso.example legacy-caller --name ci --days 30
+    Example:
+      keyless secret create contoso.example legacy-caller --name ci --days 30
     """
     credential: dict[str, Any] = {"displayName": name}
     if days is not None:

@@ -21,10 +21,9 @@ refused call, explained), then keep serving.
 
 Examples:
 
-  keyless dev                       # serve until Ctrl-C; clients: . .keyless/dev.env
-
-  keyless dev --once                # play the scenario and exit with its status (CI)
-
+\b
+  keyless dev               # serve until Ctrl-C; clients: . .keyless/dev.env
+  keyless dev --once        # play the scenario and exit with its status (CI)
   keyless dev --authority-port 9443 --metadata-port 9080 --api-port 9444
 """
 

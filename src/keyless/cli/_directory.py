@@ -94,7 +94,8 @@ def tenant_create(
     """Create a tenant.
 
     \b
-    Example: keyless tenant create "Contoso" --domain contoso.example --detailed-errors
+    Example:
+      keyless tenant create "Contoso" --domain contoso.example --detailed-errors
     """
     body: dict[str, object] = {
         "displayName": display_name,
@@ -228,7 +229,9 @@ def app_create(
     """Create an application (with its service principal).
 
     \b
-    Example: keyless app create contoso.example blob-api --identifier-uri api://blob-api --role Blob.Read
+    Example:
+      keyless app create contoso.example blob-api \\
+          --identifier-uri api://blob-api --role Blob.Read
     """
     body: dict[str, object] = {
         "displayName": display_name,

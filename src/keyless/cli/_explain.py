@@ -254,8 +254,10 @@ def explain_command(
 
     \b
       keyless explain "$TOKEN" --app 3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f
-      keyless explain token.jwt --fic <(az ad app federated-credential list --id "$APP_ID")
-      gh-oidc-token | keyless explain - --trust trust.yaml --app cloud-run-caller --json
+      keyless explain token.jwt \\
+          --fic <(az ad app federated-credential list --id "$APP_ID")
+      gh-oidc-token | keyless explain - --trust trust.yaml \\
+          --app cloud-run-caller --json
     """
     if fic is not None and trust is not None:
         raise ConfigurationError("give --fic or --trust, not both")

@@ -189,7 +189,10 @@ def run(
 ) -> None:
     """Run the reverse proxy: only verified, allowed requests reach the upstream.
 
-    Example: keyless guard run --upstream http://127.0.0.1:8080 --config guard.yaml --port 8000 --workers 2
+    \b
+    Example:
+      keyless guard run --upstream http://127.0.0.1:8080 --config guard.yaml \\
+          --port 8000 --workers 2
     """
     _serve(upstream, config, host, port, log_level, workers, grace)
 
@@ -297,6 +300,7 @@ def explain_token(
 
     Exit status: 0 accepted, 1 refused, 2 configuration problems, 3 the issuer's keys unreachable.
 
+    \b
     Example: keyless guard explain "$TOKEN" --config guard.yaml --path /blobs/a
     """
     settings = _load(config)

@@ -78,7 +78,8 @@ def decode(token: str = TOKEN, as_json: bool = JSON) -> None:
 
     \b
       keyless jwt decode "$TOKEN"
-      curl -s -H Metadata-Flavor:Google "$MD/identity?audience=api://x" | keyless jwt decode -
+      curl -s -H Metadata-Flavor:Google "$MD/identity?audience=api://x" \\
+          | keyless jwt decode -
     """
     header, claims = decode_unverified(read_token(token))
     now = time.time()
@@ -179,7 +180,9 @@ def verify(
     Exit status: 0 valid, 1 invalid, 3 the issuer's keys could not be fetched.
 
     \b
-    Example: keyless jwt verify "$TOKEN" --issuer https://accounts.google.com --audience api://AzureADTokenExchange
+    Example:
+      keyless jwt verify "$TOKEN" --issuer https://accounts.google.com \\
+          --audience api://AzureADTokenExchange
     """
     now = time.time()
     allowed = algorithms or ["RS256", "PS256", "ES256"]

@@ -19,11 +19,10 @@ HELP = """Run the Google metadata-server emulator (GCE / Cloud Run) that google-
 
 Examples:
 
-  keyless metadata                                  # http://127.0.0.1:8080, project keyless-local
-
+\b
+  keyless metadata                  # http://127.0.0.1:8080, keyless-local
   keyless metadata --config metadata.yaml --port 8081
-
-  keyless metadata --issuer google                  # tokens claim https://accounts.google.com (dev only)
+  keyless metadata --issuer google  # iss accounts.google.com (dev only)
 """
 
 console = Console(stderr=True)

@@ -115,7 +115,9 @@ def role_create(
     """Grant CLIENT the app role ROLE of RESOURCE (it appears in the client's tokens' roles claim).
 
     \b
-    Example: keyless role create contoso.example --client my-caller --resource blob-api --role Blob.Read
+    Example:
+      keyless role create contoso.example --client my-caller \\
+          --resource blob-api --role Blob.Read
     """
     body = {"client": client, "resource": resource, "appRole": role}
     created = Target(url, admin_key, data_dir).call(
@@ -148,7 +150,9 @@ def role_delete(
     """Remove an app role assignment, by id or by client, resource and role.
 
     \b
-    Example: keyless role delete contoso.example --client my-caller --resource blob-api --role Blob.Write
+    Example:
+      keyless role delete contoso.example --client my-caller \\
+          --resource blob-api --role Blob.Write
     """
     with Target(url, admin_key, data_dir).session() as session:
         items = _assignments(session, tenant)

@@ -19,11 +19,11 @@ HELP = """Run the token service (HTTPS by default, SQLite in the data directory)
 
 Examples:
 
-  keyless serve                                 # https://localhost:8443, data in ./.keyless
-
-  keyless serve --trust examples/trust.yaml     # seed tenants, apps and trusts first
-
-  KEYLESS_DATABASE_URL=postgresql+psycopg://u@db/keyless keyless serve --workers 2
+\b
+  keyless serve                              # https://localhost:8443
+  keyless serve --trust examples/trust.yaml  # seed tenants, apps, trusts
+  KEYLESS_DATABASE_URL=postgresql+psycopg://u@db/keyless \\
+      keyless serve --workers 2
 """
 
 console = Console(stderr=True)

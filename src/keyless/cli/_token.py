@@ -27,11 +27,12 @@ the signature.
 Examples:
 
 \b
-  keyless token api://blob-api/.default                  # the token, for scripts
-  keyless token api://blob-api/.default --decode         # header, claims, readable times
-  keyless token api://blob-api/.default --assertion -d   # what the source presents
-  keyless token api://blob-api/.default --source metadata --tenant contoso.example \\
-      --client-id <app id> --authority https://localhost:8443 --ca-file .keyless/tls/ca.pem
+  keyless token api://blob-api/.default                 # for scripts
+  keyless token api://blob-api/.default --decode        # readable claims
+  keyless token api://blob-api/.default --assertion -d  # what is presented
+  keyless token api://blob-api/.default --source metadata \\
+      --tenant contoso.example --client-id <app id> \\
+      --authority https://localhost:8443 --ca-file .keyless/tls/ca.pem
 """
 
 err = Console(stderr=True)

@@ -147,7 +147,8 @@ def apply_command(
 
     \b
       keyless apply -f trust.yaml
-      keyless apply -f trust.yaml --prune --url https://keyless.internal:8443 --admin-key "$KEY"
+      keyless apply -f trust.yaml --prune \\
+          --url https://keyless.internal:8443 --admin-key "$KEY"
     """
     base, changes = _send(file, "apply", prune, Target(url, admin_key, data_dir), wait)
     if as_json:
