@@ -90,6 +90,27 @@ def test_start_up_without_retries_fails_at_once(proxied_url: tuple[FaultyProxy, 
     assert time.monotonic() - start < 5  # the connect timeout (libpq's least: 2 s), not forever
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("user", "database", "said"),
+    [
+        ("nosuchrole", "test", 'role "nosuchrole" does not exist'),
+        ("postgres", "nosuchdb", 'database "nosuchdb"'),
+    ],
+)
+def test_a_server_that_refuses_the_role_or_database_is_not_retried(
+    tmp_path: Path, user: str, database: str, said: str
+) -> None:
+    """The server answered: a missing role or database is a configuration problem, not an outage."""
+    postgres_url_or_skip()
+    url = f"postgresql+psycopg://{user}@127.0.0.1:5432/{database}"
+    settings = load_authority_settings(data_dir=tmp_path, database_url=url, database_startup_timeout=60)
+    start = time.monotonic()
+    with pytest.raises(ConfigurationError, match=said):
+        Authority.open(settings)
+    assert time.monotonic() - start < 10
+
+
 def test_a_read_only_sqlite_database_is_not_retried(tmp_path: Path) -> None:
     database = tmp_path / "ro.db"
     database.write_bytes(b"")

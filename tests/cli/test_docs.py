@@ -90,3 +90,12 @@ def test_help_fits_80_columns_so_examples_never_wrap_mid_command(command: str) -
     assert result.exit_code == 0, result.output
     long = [line for line in result.output.splitlines() if len(line) > 80]
     assert not long, "\n".join(long)
+
+
+@pytest.mark.parametrize("command", _command_names())
+def test_arguments_are_named_in_capitals_in_help(command: str) -> None:
+    from typer.testing import CliRunner
+
+    usage = CliRunner().invoke(app, [*command.split(), "--help"]).output.splitlines()[0]
+    for placeholder in re.findall(r"[{\\[]([^\\]}]+)[}\\]]", usage.split("[OPTIONS]", 1)[-1]):
+        assert placeholder.rstrip(".") == placeholder.rstrip(".").upper(), usage

@@ -89,7 +89,11 @@ def _open_store(url: str, *, timeout: float, wait: float) -> SqlStore:
             raise ConfigurationError(f"no database driver for {shown} ({exc}): {supported}") from None
         except sqlalchemy.exc.DBAPIError as exc:
             reason = str(exc.orig or exc).strip().splitlines()[0]
-            transient = is_unavailable(exc) and parsed.get_backend_name() != "sqlite"
+            transient = (
+                is_unavailable(exc)
+                and parsed.get_backend_name() != "sqlite"
+                and not _refused_by_the_server(reason)
+            )
             if not transient or time.monotonic() + delay > deadline:
                 waited = f" (still unreachable after {wait:g} s)" if announced else ""
                 raise ConfigurationError(f"cannot open the database {shown}: {reason}{waited}") from None
@@ -102,6 +106,20 @@ def _open_store(url: str, *, timeout: float, wait: float) -> SqlStore:
         if announced:
             log.warning("database %s reachable; starting", shown)
         return store
+
+
+# A server that answers with these refuses the configuration itself: retrying cannot help.
+_CONFIGURATION_REFUSALS = (
+    "does not exist",  # role "x" / database "x" does not exist
+    "password authentication failed",
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "permission denied",
+)
+
+
+def _refused_by_the_server(reason: str) -> bool:
+    return "FATAL:" in reason and any(text in reason for text in _CONFIGURATION_REFUSALS)
 
 
 class StoredIssuerKeys:

@@ -89,7 +89,12 @@ _NEXT_STEPS: tuple[tuple[type[KeylessError], str], ...] = (
 
 
 class KeylessGroup(TyperGroup):
-    """Turns keyless errors raised by any sub-command into a message and an exit code."""
+    """Turns keyless errors raised by any sub-command into a message and an exit code; names every
+    argument in capitals in help (``keyless explain [OPTIONS] {ASSERTION}``, ``TENANT``, ``APP``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _name_arguments(self)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -105,6 +110,14 @@ class KeylessGroup(TyperGroup):
                 raise
             err().print(f"[bold red]error[/]: {escape(message)}")
             raise typer.Exit(EXIT_USAGE) from None
+
+
+def _name_arguments(command: Any) -> None:
+    for param in getattr(command, "params", []):
+        if param.param_type_name == "argument" and param.metavar is None and param.name:
+            param.metavar = param.name.upper()
+    for sub in getattr(command, "commands", {}).values():
+        _name_arguments(sub)
 
 
 app = typer.Typer(
