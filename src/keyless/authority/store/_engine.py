@@ -112,6 +112,15 @@ class _Watchdog:
         self._tokens = itertools.count()
         self._wake_at = math.inf
         self._owner = 0  # the pid whose thread runs (a forked worker starts its own)
+        # keyless serve forks its workers from a process that has used the store: the watchdog
+        # thread is not copied, and its lock may be, held. The child starts afresh.
+        os.register_at_fork(after_in_child=self._forget_parent)
+
+    def _forget_parent(self) -> None:
+        self._cond = threading.Condition()
+        self._armed = {}
+        self._wake_at = math.inf
+        self._owner = 0
 
     def arm(self, seconds: float, fd: int, fired: list[bool]) -> int:
         """Shut ``fd``'s socket in ``seconds`` unless disarmed first (and set ``fired[0]``)."""
