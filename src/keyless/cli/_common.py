@@ -99,10 +99,24 @@ def print_json(value: Any) -> None:
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[object]], *, title: str | None = None) -> None:
+    """Rows as a table; on a terminal too narrow for it (the table would fold its ids and URLs),
+    as records: one ``column: value`` line each, a blank line between rows."""
+    cells = [["" if v is None else v if isinstance(v, str) else json.dumps(v) for v in row] for row in rows]
     grid = new_table(columns, title=title)
-    for row in rows:
-        grid.add_row(*(escape("" if v is None else v if isinstance(v, str) else json.dumps(v)) for v in row))
-    out().print(grid)
+    for row in cells:
+        grid.add_row(*(escape(v) for v in row))
+    console = out()
+    if console.measure(grid, options=console.options.update_width(100_000)).maximum <= console.width:
+        console.print(grid)
+        return
+    if title:
+        console.print(f"[bold]{escape(title)}[/]")
+    label = max(len(c) for c in columns) + 1
+    for index, row in enumerate(cells):
+        if index:
+            console.print()
+        for column, value in zip(columns, row, strict=False):
+            console.print(f"{escape(column + ':'):<{label}} {escape(value)}", soft_wrap=True)
 
 
 def show_fields(item: dict[str, Any], *, title: str | None = None, as_json: bool = False) -> None:
