@@ -62,7 +62,7 @@ def in_process_issuance(data_dir: Path, issuer: TestIssuer, federation: Federati
     authority = Authority.open(load_authority_settings(**_settings(data_dir, 8443)))
     form = _form(federation, issuer.mint(sub=SUBJECT, lifetime=3600))
     tenant = resolve_tenant(authority.directory(), federation.tenant_id)
-    request = TokenRequest(tenant, 2, form, None, frozenset())
+    request = TokenRequest(tenant, 2, form, None)
 
     async def loop() -> float:
         await authority.tokens.issue(request)  # warm the issuer key cache
