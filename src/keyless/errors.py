@@ -194,7 +194,13 @@ class OAuthError(KeylessError):
         self.aadsts = aadsts
         # The exact reason for admins (audit log, detailed-errors tenants); never secrets or tokens.
         self.detail = detail
+        # The federated credential the refusal concerned, "name (id)", when one had matched.
+        self.credential: str | None = None
 
     def with_detail(self, detail: str) -> OAuthError:
         self.detail = detail
+        return self
+
+    def concerning(self, name: str, id: str) -> OAuthError:
+        self.credential = f"{name} ({id})"
         return self

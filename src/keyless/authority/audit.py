@@ -102,8 +102,10 @@ def refused(
     correlation_id: str,
     reason: str,
     path: str,
+    credential: str | None = None,
 ) -> None:
-    """One refused token request (every value already made recordable by the caller)."""
+    """One refused token request (every value already made recordable by the caller); ``credential``
+    the federated credential it concerned when one had matched (a condition or time window failed)."""
     event = {
         "event": "token.refused",
         "decision": "refused",
@@ -115,6 +117,7 @@ def refused(
         "correlation_id": correlation_id,
         "reason": reason,
         "path": path,
+        "credential": credential,
     }
     audit.warning(
         "refused AADSTS%s %s tenant=%s client=%s trace_id=%s correlation_id=%s reason=%s",

@@ -127,15 +127,27 @@ class Certificate:
 
 @dataclass(frozen=True, slots=True)
 class FederatedIdentityCredential:
+    """A trust rule: tokens of ``issuer`` for ``audiences`` whose subject is ``subject`` exactly, or
+    (a flexible credential, Graph beta) whose claims satisfy ``claims_matching_expression``; either
+    way, if ``condition`` (CEL over ``claims``) is set, it must also hold. docs/trust-rules.md."""
+
     id: str
     application_id: str
     name: str
     issuer: str
-    subject: str
+    subject: str | None  # None exactly when claims_matching_expression is set
     audiences: tuple[str, ...] = (FIC_AUDIENCE_DEFAULT,)
     description: str | None = None
     created_at: float = 0.0
     version: int = 1
+    claims_matching_expression: str | None = field(default=None, kw_only=True)  # language version 1
+    condition: str | None = field(default=None, kw_only=True)
+    allow_broad_match: bool = field(default=False, kw_only=True)
+
+    @property
+    def rule(self) -> str:
+        """What the credential matches, in one line: the subject, or the expression."""
+        return self.subject if self.subject is not None else f"{self.claims_matching_expression}"
 
 
 class KeyState(StrEnum):
@@ -181,6 +193,7 @@ class Refusal:
     trace_id: str
     correlation_id: str
     endpoint: str  # the request path
+    credential: str | None = None  # the federated credential it concerned, "name (id)", if one matched
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -193,4 +206,5 @@ class Refusal:
             "traceId": self.trace_id,
             "correlationId": self.correlation_id,
             "endpoint": self.endpoint,
+            "credential": self.credential,
         }

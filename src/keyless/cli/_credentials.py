@@ -63,8 +63,15 @@ def fic_list(
     if as_json:
         print_json(fics)
         return
-    rows = [(f["name"], f["issuer"], f["subject"], ", ".join(f["audiences"])) for f in fics]
-    table(("name", "issuer", "subject", "audiences"), rows)
+    rows = [(f["name"], f["issuer"], _rule(f), ", ".join(f["audiences"])) for f in fics]
+    table(("name", "issuer", "subject or expression", "audiences"), rows)
+
+
+def _rule(fic: dict[str, Any]) -> str:
+    """What a credential matches: its subject, or its expression (and condition)."""
+    expression = fic.get("claimsMatchingExpression")
+    shown = str(fic["subject"]) if expression is None else str(expression["value"])
+    return shown + (f" if {fic['condition']}" if fic.get("condition") else "")
 
 
 @fic_app.command("show")
@@ -93,7 +100,18 @@ def fic_create(
     app: str = APP,
     name: str = typer.Option(..., "--name", help="3-120 letters, digits, '-' and '_'."),
     issuer: str = typer.Option(..., "--issuer", help="Must equal the token's iss exactly."),
-    subject: str = typer.Option(..., "--subject", help="Must equal the token's sub exactly."),
+    subject: str | None = typer.Option(None, "--subject", help="Must equal the token's sub exactly."),
+    expression: str | None = typer.Option(
+        None,
+        "--expression",
+        help="Instead of --subject: claims['NAME'] eq|matches 'VALUE' [and ...] (docs/trust-rules.md).",
+    ),
+    condition: str | None = typer.Option(
+        None, "--condition", help="A CEL expression over claims that must also be true."
+    ),
+    allow_broad: bool = typer.Option(
+        False, "--allow-broad-match", help="Allow an expression that pins no owner (see the docs first)."
+    ),
     audience: str = typer.Option(FIC_AUDIENCE_DEFAULT, "--audience", help="Must be in the token's aud."),
     description: str | None = typer.Option(None, "--description"),
     url: str | None = URL,
@@ -101,21 +119,34 @@ def fic_create(
     data_dir: Path | None = DATA_DIR,
     as_json: bool = JSON,
 ) -> None:
-    """Trust tokens of ISSUER with SUBJECT (and AUDIENCE) as this application.
+    """Trust tokens of ISSUER with SUBJECT, or whose claims satisfy an EXPRESSION (and AUDIENCE,
+    and a CEL CONDITION if given), as this application.
 
     \b
-    Example:
+    Examples:
       keyless fic create contoso.example cloud-run-caller --name gh-main \\
           --issuer https://token.actions.githubusercontent.com \\
           --subject repo:contoso/app:ref:refs/heads/main
+      keyless fic create contoso.example deployer --name gh-releases \\
+          --issuer https://token.actions.githubusercontent.com \\
+          --expression "claims['sub'] matches 'repo:contoso/*:ref:*'" \\
+          --condition "claims.repository_visibility == 'private'"
     """
-    body = {
+    if (subject is None) == (expression is None):
+        raise ConfigurationError("give exactly one of --subject and --expression")
+    body: dict[str, Any] = {
         "name": name,
         "issuer": issuer,
         "subject": subject,
         "audiences": [audience],
         "description": description,
     }
+    if expression is not None:
+        body["claimsMatchingExpression"] = {"value": expression, "languageVersion": 1}
+    if condition is not None:
+        body["condition"] = condition
+    if allow_broad:
+        body["allowBroadMatch"] = True
     created = Target(url, admin_key, data_dir).call("POST", _fics(tenant, app), json=body)
     if as_json:
         print_json(created)
@@ -129,7 +160,12 @@ def fic_update(
     app: str = APP,
     name: str = FIC,
     issuer: str | None = typer.Option(None, "--issuer"),
-    subject: str | None = typer.Option(None, "--subject"),
+    subject: str | None = typer.Option(None, "--subject", help="Replaces the expression, if any."),
+    expression: str | None = typer.Option(None, "--expression", help="Replaces the subject, if any."),
+    condition: str | None = typer.Option(None, "--condition", help="A CEL condition; '' removes it."),
+    allow_broad: bool | None = typer.Option(
+        None, "--allow-broad-match/--no-allow-broad-match", help="Allow an expression that pins no owner."
+    ),
     audience: str | None = typer.Option(None, "--audience"),
     description: str | None = typer.Option(None, "--description"),
     url: str | None = URL,
@@ -151,8 +187,19 @@ def fic_update(
     }
     if audience is not None:
         body["audiences"] = [audience]
+    if subject is not None and expression is not None:
+        raise ConfigurationError("give at most one of --subject and --expression")
+    if expression is not None:
+        body["claimsMatchingExpression"] = {"value": expression, "languageVersion": 1}
+    if condition is not None:
+        body["condition"] = condition or None
+    if allow_broad is not None:
+        body["allowBroadMatch"] = allow_broad
     if not body:
-        raise ConfigurationError("nothing to change: give --issuer, --subject, --audience or --description")
+        raise ConfigurationError(
+            "nothing to change: give --issuer, --subject, --expression, --condition, --audience "
+            "or --description"
+        )
     path = f"{_fics(tenant, app)}/{quote(name, safe='')}"
     with Target(url, admin_key, data_dir).session() as session:
         session.call("PATCH", path, json=body)

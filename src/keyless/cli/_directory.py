@@ -198,7 +198,15 @@ def app_show(
         return
     show_fields(found, title=f"application {found['displayName']}")
     if fics:
-        rows = [(f["name"], f["issuer"], f["subject"], ", ".join(f["audiences"])) for f in fics]
+        rows = [
+            (
+                f["name"],
+                f["issuer"],
+                f["subject"] or f.get("claimsMatchingExpression", {}).get("value", ""),
+                ", ".join(f["audiences"]),
+            )
+            for f in fics
+        ]
         table(("name", "issuer", "subject", "audiences"), rows, title="federated identity credentials")
     if secrets:
         rows = [(s["keyId"], s["displayName"], s["hint"], s["endDateTime"]) for s in secrets]

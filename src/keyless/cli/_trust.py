@@ -27,6 +27,7 @@ from keyless.cli._common import (
     JSON,
     URL,
     Target,
+    err,
     escape,
     out,
     print_json,
@@ -68,6 +69,8 @@ def _send(
                 )
         except ServerProblems as exc:
             raise ConfigurationError(localize_problems(exc.located, doc)) from None
+        for warning in result.get("warnings", []):
+            err().print(f"[yellow]warning:[/] {escape(str(warning))}")
         return session.client.base_url, list(result["value"])
 
 

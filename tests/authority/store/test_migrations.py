@@ -20,7 +20,7 @@ from keyless.authority.store import upgrade_to_head
 from keyless.authority.store._migrate import alembic_config
 from keyless.authority.store._tables import metadata
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -331,12 +331,16 @@ class DirectoryAdmin:
         *,
         name: str,
         issuer: str,
-        subject: str,
+        subject: str | None,
         audiences: Sequence[str] = (FIC_AUDIENCE_DEFAULT,),
         description: str | None = None,
+        claims_matching_expression: str | None = None,
+        condition: str | None = None,
+        allow_broad_match: bool = False,
         others: Sequence[FederatedIdentityCredential] | None = None,
     ) -> FederatedIdentityCredential:
-        """``others``: the application's credentials when the caller holds them (a trust-file apply)."""
+        """``others``: the application's credentials when the caller holds them (a trust-file apply).
+        Exactly one of ``subject`` and ``claims_matching_expression`` is given (Graph's rule)."""
         fic = FederatedIdentityCredential(
             id=new_id(),
             application_id=app.object_id,
@@ -346,6 +350,9 @@ class DirectoryAdmin:
             audiences=tuple(audiences),
             description=description,
             created_at=self._clock(),
+            claims_matching_expression=claims_matching_expression,
+            condition=condition,
+            allow_broad_match=allow_broad_match,
         )
         self._check_fic(fic, others)
         try:

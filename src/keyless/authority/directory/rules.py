@@ -12,13 +12,18 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from keyless.authority.directory import breadth
 from keyless.authority.model import Application, AppRole, FederatedIdentityCredential
+from keyless.authority.token.conditions import ConditionError, compile_condition
+from keyless.authority.token.expressions import ExpressionError, parse_expression
 
 __all__ = [
     "FIC_NAME_RULE",
     "IDENTIFIER_URI_TAKEN",
+    "ISSUER_EXPRESSION_TAKEN",
     "ISSUER_SUBJECT_TAKEN",
     "MAX_FIELD",
+    "ONE_OF_SUBJECT_OR_EXPRESSION",
     "UriClash",
     "domain_problems",
     "fic_clash",
@@ -36,6 +41,10 @@ __all__ = [
 MAX_FIELD = 600
 IDENTIFIER_URI_TAKEN = "Another object with the same value for property identifierUris already exists."
 ISSUER_SUBJECT_TAKEN = "Issuer and subject combination already exists for this application."
+ISSUER_EXPRESSION_TAKEN = (
+    "Issuer and claimsMatchingExpression combination already exists for this application."
+)
+ONE_OF_SUBJECT_OR_EXPRESSION = "Either subject or claimsMatchingExpression must be defined, but not both."
 FIC_NAME_RULE = "must be 3-120 characters of letters, digits, '-' and '_', starting with a letter or digit"
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -87,15 +96,18 @@ def role_problems(roles: Sequence[AppRole]) -> list[str]:
 
 
 def fic_problems(fic: FederatedIdentityCredential) -> list[str]:
-    """Graph's rules for one federated identity credential, every problem at once."""
+    """Graph's rules for one federated identity credential, every problem at once; for a flexible
+    credential also the expression's and the condition's syntax (with the column) and the
+    broad-match rule (``breadth``)."""
     problems = []
     if not valid_fic_name(fic.name):
         problems.append(f"name {fic.name!r} {FIC_NAME_RULE}")
     if len(fic.audiences) != 1:
         problems.append("Federated identity credentials must have exactly one audience.")
+    problems += _matching_problems(fic)
     for field, value in (
         ("issuer", fic.issuer),
-        ("subject", fic.subject),
+        *((("subject", fic.subject),) if fic.subject is not None else ()),
         *(("audience", a) for a in fic.audiences),
     ):
         if not value:
@@ -106,6 +118,28 @@ def fic_problems(fic: FederatedIdentityCredential) -> list[str]:
         problems.append(f"description is longer than {MAX_FIELD} characters")
     if fic.issuer and not fic.issuer.startswith(("https://", "http://")):
         problems.append(f"issuer {fic.issuer!r} must be an OIDC issuer URL (https://...)")
+    return problems
+
+
+def _matching_problems(fic: FederatedIdentityCredential) -> list[str]:
+    problems = []
+    expression = fic.claims_matching_expression
+    if (expression is None) == (fic.subject is None):
+        problems.append(ONE_OF_SUBJECT_OR_EXPRESSION)
+    if expression is not None:
+        try:
+            parsed = parse_expression(expression)
+        except ExpressionError as exc:
+            problems.append(f"claimsMatchingExpression: {exc}")
+        else:
+            broad = breadth.broad_match_problem(fic.issuer, parsed)
+            if broad is not None and not fic.allow_broad_match:
+                problems.append(f"claimsMatchingExpression: {broad}")
+    if fic.condition is not None:
+        try:
+            compile_condition(fic.condition)
+        except ConditionError as exc:
+            problems.append(f"condition: {exc}")
     return problems
 
 
@@ -158,6 +192,12 @@ def fic_clash(fic: FederatedIdentityCredential, others: Iterable[FederatedIdenti
             continue
         if other.name == fic.name:
             return f"A federated identity credential named '{fic.name}' already exists on this application."
-        if (other.issuer, other.subject) == (fic.issuer, fic.subject):
+        if fic.subject is not None and (other.issuer, other.subject) == (fic.issuer, fic.subject):
             return ISSUER_SUBJECT_TAKEN
+        expression = fic.claims_matching_expression
+        if expression is not None and (other.issuer, other.claims_matching_expression) == (
+            fic.issuer,
+            expression,
+        ):
+            return ISSUER_EXPRESSION_TAKEN
     return None

@@ -29,6 +29,7 @@ from keyless.authority.model import (
     Tenant,
 )
 from keyless.authority.store._protocol import Store
+from keyless.authority.token.fic_index import FicIndex
 from keyless.jose import KeySet, PublicKey, Signer
 
 __all__ = ["AppView", "Directory", "DirectoryCache", "TenantView", "load_directory"]
@@ -43,6 +44,7 @@ class AppView:
     secrets: tuple[ClientSecret, ...]
     certificates: tuple[Certificate, ...]
     fics: tuple[FederatedIdentityCredential, ...]
+    fic_index: FicIndex
 
     def certificate(self, *, sha1: str | None, sha256: str | None) -> Certificate | None:
         for cert in self.certificates:
@@ -152,11 +154,13 @@ class _Credentials:
 
     def view(self, app: Application) -> AppView:
         key = app.object_id
+        fics = self.fics.get(key, ())
         return AppView(
             app=app,
             secrets=tuple(self.secrets.get(key, ())),
             certificates=tuple(self.certificates.get(key, ())),
-            fics=tuple(self.fics.get(key, ())),
+            fics=tuple(fics),
+            fic_index=FicIndex.build(fics),
         )
 
 

@@ -17,24 +17,28 @@ at the first refusal, the dry run records it and goes on with every step whose i
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from keyless._time import human_time
+from keyless.authority.explain.clauses import clause_near_miss
 from keyless.authority.explain.fixes import suggest_fixes
 from keyless.authority.explain.github import github_subject_mismatch
 from keyless.authority.explain.report import Comparison, Explanation, Fix, Step
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, FederatedIdentityCredential
 from keyless.authority.token import federated
 from keyless.authority.token.aadsts import refuse
+from keyless.authority.token.conditions import compile_condition
+from keyless.authority.token.expressions import parse_expression
 from keyless.authority.token.federated import (
     Check,
     FederatedAssertion,
     FederatedPolicy,
     is_certificate_assertion,
 )
-from keyless.authority.token.matching import fics_for_issuer, near_miss
+from keyless.authority.token.fic_index import FicIndex
+from keyless.authority.token.matching import near_miss
 from keyless.errors import MalformedToken, OAuthError
 from keyless.jose import KeySet, decode_unverified
 
@@ -58,7 +62,7 @@ def issuer_to_fetch(assertion: str, credentials: Sequence[FederatedIdentityCrede
     except MalformedToken:
         return None
     iss = claims.get("iss")
-    return iss if isinstance(iss, str) and fics_for_issuer(credentials, iss) else None
+    return iss if isinstance(iss, str) and any(f.issuer == iss for f in credentials) else None
 
 
 # -- comparisons --------------------------------------------------------------------------------------
@@ -82,14 +86,52 @@ def _compare(
     return Comparison(credential, name, configured, presented, "near miss" if why else "differs", why)
 
 
+def _compare_clauses(fic: FederatedIdentityCredential, claims: Mapping[str, Any]) -> list[Comparison]:
+    """Each clause of a flexible credential's expression against the token's claim."""
+    found = []
+    expression = parse_expression(fic.claims_matching_expression or "")
+    for result in expression.evaluate(claims):
+        field_name = f"claims['{result.clause.claim}']"
+        shown = "(no such claim)" if result.missing else str(result.presented)
+        if result.ok:
+            found.append(Comparison(fic.name, field_name, str(result.clause), shown, "match"))
+            continue
+        near = clause_near_miss(result.clause, result.presented)
+        if near is not None:
+            why = f"{near[0]}; '{near[1]}' would match"
+            found.append(Comparison(fic.name, field_name, str(result.clause), shown, "near miss", why))
+        else:
+            reason: str | None = "the token has no such claim" if result.missing else None
+            if not result.missing and not isinstance(result.presented, str):
+                reason = f"the claim is a {type(result.presented).__name__}, not a string"
+            found.append(Comparison(fic.name, field_name, str(result.clause), shown, "differs", reason))
+    return found
+
+
+def _compare_condition(fic: FederatedIdentityCredential, claims: Mapping[str, Any]) -> Comparison:
+    result = compile_condition(fic.condition or "").evaluate(claims)
+    verdict: Literal["match", "differs"] = "match" if result.passed else "differs"
+    return Comparison(fic.name, "condition", fic.condition or "", result.describe(), verdict)
+
+
 def compare_credentials(
-    credentials: Sequence[FederatedIdentityCredential], iss: str, sub: str, audiences: Sequence[str]
+    credentials: Sequence[FederatedIdentityCredential],
+    iss: str,
+    sub: str,
+    audiences: Sequence[str],
+    claims: Mapping[str, Any] | None = None,
 ) -> list[Comparison]:
-    """Every credential's issuer, subject and audience against the token's."""
+    """Every credential's issuer, subject (or expression's clauses), audience and condition against
+    the token's."""
     found: list[Comparison] = []
     for fic in credentials:
         found.append(_compare(fic.name, "issuer", iss, fic.issuer))
-        found.append(_compare(fic.name, "subject", sub, fic.subject))
+        if fic.claims_matching_expression is not None:
+            found.extend(_compare_clauses(fic, claims or {"sub": sub}))
+        else:
+            found.append(_compare(fic.name, "subject", sub, fic.subject or ""))
+        if fic.condition is not None:
+            found.append(_compare_condition(fic, claims or {"sub": sub}))
         for configured in fic.audiences:
             options = [_compare(fic.name, "audience", aud, configured) for aud in audiences or [""]]
             rank = {"match": 0, "near miss": 1, "differs": 2}
@@ -135,7 +177,7 @@ def explain_assertion(
     With neither, the signature is reported as not checked. ``app`` / ``tenant`` go into the fixes."""
     run = _Run(now)
     policy = FederatedPolicy(leeway=leeway, algorithms=algorithms, own_issuer_prefix=own_issuer_prefix)
-    a = FederatedAssertion(assertion.strip(), credentials, policy, now, keys=keys)
+    a = FederatedAssertion(assertion.strip(), FicIndex.build(credentials), policy, now, keys=keys)
     header: dict[str, Any] = {}
     claims: dict[str, Any] = {}
     for check in federated.FEDERATED_CHECKS:
@@ -164,7 +206,7 @@ def explain_assertion(
             a.claims = claims
         elif check.name == "claims":
             run.comparisons = (
-                compare_credentials(credentials, a.iss, a.sub, a.audiences) if a.iss and a.sub else []
+                compare_credentials(credentials, a.iss, a.sub, a.audiences, claims) if a.iss and a.sub else []
             )
         elif check.name == "own issuer" and is_certificate_assertion(header, claims, None):
             run.step(
@@ -180,6 +222,7 @@ def explain_assertion(
         iss=a.iss,
         sub=a.sub,
         audiences=a.audiences,
+        claims=claims,
         app=app,
         tenant=tenant,
     )
@@ -297,8 +340,15 @@ def _signature_failed(run: _Run, a: FederatedAssertion, exc: OAuthError) -> OAut
 
 def _match_passed(run: _Run, a: FederatedAssertion, name: str, detail: str) -> None:
     assert a.fic is not None
-    run.step("subject", True, detail)
+    if a.fic.claims_matching_expression is not None:
+        clauses = [c for c in run.comparisons if c.credential == a.fic.name and c.field.startswith("claims[")]
+        shown = "; ".join(f"{c.configured} (presented {c.presented!r})" for c in clauses)
+        run.step("expression", True, f"{detail}: {shown}")
+    else:
+        run.step("subject", True, detail)
     run.step("audience", True, f"{', '.join(a.audiences)} includes {', '.join(a.fic.audiences)}")
+    if a.fic.condition is not None:
+        run.step("condition", True, f"{a.fic.condition!r} evaluated to true")
 
 
 def _match_failed(run: _Run, a: FederatedAssertion, exc: OAuthError) -> OAuthError:
@@ -310,11 +360,20 @@ def _match_failed(run: _Run, a: FederatedAssertion, exc: OAuthError) -> OAuthErr
     near = [
         c
         for c in run.comparisons
-        if c.credential in names and c.field == field_name and c.verdict == "near miss"
+        if c.credential in names
+        and (c.field == field_name or (field_name == "subject" and c.field.startswith("claims[")))
+        and c.verdict == "near miss"
     ]
     for c in near:
         if c.why and c.why not in (exc.detail or ""):
-            run.step(field_name, False, f"near miss: {c.credential} has {c.configured!r}: {c.why}")
+            run.step(
+                field_name,
+                False,
+                f"near miss: {c.credential} has {c.configured!r}, the token {c.presented!r}: {c.why}",
+            )
+    for c in run.comparisons:
+        if c.credential in names and c.field == "condition" and c.verdict != "match":
+            run.step("condition", False, f"{c.credential}: {c.configured!r} {c.presented}")
     if field_name == "subject":
         _elsewhere(run, names)
     return exc

@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
+from keyless.authority.explain.clauses import repaired_expression
 from keyless.authority.explain.github import github_other_workload, parse_github_subject
 from keyless.authority.explain.report import Comparison, Fix
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, FederatedIdentityCredential
+from keyless.authority.token.expressions import parse_expression
 from keyless.errors import OAuthError
 
 __all__ = ["Fix", "suggest_fixes"]
@@ -42,6 +45,7 @@ def suggest_fixes(
     iss: str,
     sub: str,
     audiences: Sequence[str],
+    claims: Mapping[str, Any] | None = None,
     app: str = "",
     tenant: str = "",
 ) -> list[Fix]:
@@ -68,13 +72,51 @@ def suggest_fixes(
                 )
             ]
     closest = _closest(credentials, comparisons, sub)
-    if closest is not None:
+    if closest is not None and (closest.claims_matching_expression is not None or closest.condition):
+        flexible = _flexible_fix(closest, comparisons, claims or {"sub": sub}, target)
+        if flexible is not None:
+            return [flexible]
+    if closest is not None and closest.claims_matching_expression is None:
         wanted = _Wanted(closest.name, iss, sub, _kept_audience(closest, audiences, audience))
         return [target.update(closest, wanted)]
     wanted = _Wanted(_new_name(iss, sub, {f.name for f in credentials}), iss, sub, audience)
     other = _other_workload(credentials, iss, sub)
     keep = f"keep {other.name} for {other.subject!r}; " if other is not None else ""
     return [target.create(wanted, keep)]
+
+
+def _flexible_fix(
+    fic: FederatedIdentityCredential,
+    comparisons: Sequence[Comparison],
+    claims: Mapping[str, Any],
+    target: _Target,
+) -> Fix | None:
+    """For a flexible credential the token almost satisfies: the repaired expression; for a
+    condition that is false: what it said."""
+    mine = [c for c in comparisons if c.credential == fic.name]
+    if fic.claims_matching_expression is not None and any(
+        c.field.startswith("claims[") and c.verdict != "match" for c in mine
+    ):
+        repaired = repaired_expression(parse_expression(fic.claims_matching_expression), claims)
+        if repaired is None:
+            return None
+        quoted = shlex.quote(repaired)
+        return Fix(
+            summary=f"change credential {fic.name}'s expression to {repaired!r} (only if the token's "
+            "workload is one you mean to trust; or fix the token's side to match the expression)",
+            trust_file=f"claimsMatchingExpression: {json.dumps(repaired)}",
+            az=None,
+            keyless=f"keyless fic update {target.tenant} {target.app} {shlex.quote(fic.name)} "
+            f"--expression {quoted}",
+        )
+    condition = next((c for c in mine if c.field == "condition" and c.verdict != "match"), None)
+    if condition is not None:
+        return Fix(
+            f"credential {fic.name} matches, but its condition {fic.condition!r} {condition.presented}: "
+            "the token's claims must satisfy it, or change the condition "
+            f"(keyless fic update {target.tenant} {target.app} {shlex.quote(fic.name)} --condition ...)"
+        )
+    return None
 
 
 def _token_side(code: int | None, refusal: OAuthError, iss: str) -> Fix | None:
@@ -124,7 +166,10 @@ def _other_workload(
     credentials: Sequence[FederatedIdentityCredential], iss: str, sub: str
 ) -> FederatedIdentityCredential | None:
     """A credential of the same issuer for another GitHub workload of the same repository."""
-    return next((f for f in credentials if f.issuer == iss and github_other_workload(sub, f.subject)), None)
+    return next(
+        (f for f in credentials if f.issuer == iss and f.subject and github_other_workload(sub, f.subject)),
+        None,
+    )
 
 
 def _kept_audience(fic: FederatedIdentityCredential, audiences: Sequence[str], fallback: str) -> str:

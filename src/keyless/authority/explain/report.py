@@ -24,6 +24,7 @@ class Fix:
 
 
 Verdict = Literal["match", "near miss", "differs"]
+Field = str  # "issuer", "subject", "audience", "claims['<name>']" (an expression's clause), "condition"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class Comparison:
     """One field of one credential against the token: exact match, near miss (and why), or not."""
 
     credential: str
-    field: Literal["issuer", "subject", "audience"]
+    field: Field  # a clause's field is "claims['<name>']"
     configured: str
     presented: str
     verdict: Verdict

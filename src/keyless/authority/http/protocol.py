@@ -75,6 +75,7 @@ def _refused(
         correlation_id=reply.correlation_id,
         reason=reason,
         path=path,
+        credential=exc.credential,
     )
     _authority(request).refusals.record(
         Refusal(
@@ -87,6 +88,7 @@ def _refused(
             reply.trace_id,
             reply.correlation_id,
             path,
+            exc.credential,
         )
     )
     return reply.response

@@ -222,6 +222,9 @@ def fic_row(fic: FederatedIdentityCredential) -> Values:
         "description": fic.description,
         "created_at": fic.created_at,
         "version": fic.version,
+        "claims_matching_expression": fic.claims_matching_expression,
+        "condition": fic.condition,
+        "allow_broad_match": fic.allow_broad_match,
     }
 
 
@@ -236,6 +239,9 @@ def fic_from(row: Row) -> FederatedIdentityCredential:
         description=row["description"],
         created_at=row["created_at"],
         version=row["version"],
+        claims_matching_expression=row["claims_matching_expression"],
+        condition=row["condition"],
+        allow_broad_match=bool(row["allow_broad_match"]),
     )
 
 
@@ -305,6 +311,7 @@ def refusal_row(refusal: Refusal) -> Values:
         "trace_id": refusal.trace_id,
         "correlation_id": refusal.correlation_id,
         "endpoint": refusal.endpoint,
+        "credential": refusal.credential,
     }
 
 
@@ -319,4 +326,5 @@ def refusal_from(row: Row) -> Refusal:
         trace_id=row["trace_id"],
         correlation_id=row["correlation_id"],
         endpoint=row["endpoint"],
+        credential=row["credential"],
     )

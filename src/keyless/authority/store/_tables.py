@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
     text,
 )
 from sqlalchemy.engine import Connection
@@ -185,11 +186,14 @@ federated_identity_credentials = Table(
     ),
     Column("name", String, nullable=False),
     Column("issuer", String, nullable=False),
-    Column("subject", String, nullable=False),
+    Column("subject", String, nullable=True),  # NULL for a flexible credential
     Column("audiences", JSON, nullable=False),
     Column("description", String, nullable=True),
     Column("created_at", Double, nullable=False),
     Column("version", Integer, nullable=False),
+    Column("claims_matching_expression", String, nullable=True),
+    Column("condition", String, nullable=True),
+    Column("allow_broad_match", Boolean, nullable=False, server_default=false()),
     UniqueConstraint(
         "application_id",
         "issuer",
@@ -249,6 +253,7 @@ refusals = Table(
     Column("trace_id", String, nullable=False),
     Column("correlation_id", String, nullable=False),
     Column("endpoint", String, nullable=False),
+    Column("credential", String, nullable=True),  # the credential it concerned: "name (id)"
     Index("ix_refusals_tenant", "tenant"),
 )
 

@@ -228,7 +228,7 @@ class ClientAuthenticator:
     async def _check_federated_assertion(
         self, tenant: TenantView, client: AppView, token: str, parsed: ParsedJWS
     ) -> MatchedCredential:
-        checked = FederatedAssertion(token, client.fics, self._federated, self._clock(), parsed=parsed)
+        checked = FederatedAssertion(token, client.fic_index, self._federated, self._clock(), parsed=parsed)
         fic = await run_federated(checked, self._fetch_keys)
         return MatchedCredential(
             "federated", fic.id, fic.name, issuer=checked.iss, subject=checked.sub, override=checked.override

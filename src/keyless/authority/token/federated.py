@@ -20,11 +20,13 @@ from typing import Any
 
 from keyless.authority.model import FederatedIdentityCredential
 from keyless.authority.token.aadsts import refuse
-from keyless.authority.token.matching import fics_for_issuer, match_fic, refuse_issuer
+from keyless.authority.token.fic_index import FicIndex, IssuerIndex
+from keyless.authority.token.matching import match_fic, refuse_issuer
 from keyless.errors import (
     ClaimError,
     InvalidSignature,
     MalformedToken,
+    OAuthError,
     TokenExpired,
     TokenNotYetValid,
     TransportError,
@@ -61,7 +63,7 @@ class FederatedAssertion:
     """What the steps have learned about one assertion so far."""
 
     token: str
-    credentials: Sequence[FederatedIdentityCredential]
+    rules: FicIndex  # the application's federated credentials
     policy: FederatedPolicy
     now: float
     parsed: ParsedJWS | None = None
@@ -70,12 +72,21 @@ class FederatedAssertion:
     sub: str = ""
     audiences: list[str] = field(default_factory=list)
     claim_problems: list[str] = field(default_factory=list)
-    candidates: list[FederatedIdentityCredential] = field(default_factory=list)
+    issuer_index: IssuerIndex | None = None  # the credentials of the token's issuer
     keys: KeySet | None = None
     key: PublicKey | None = None  # the issuer's key that verified the signature
     fic: FederatedIdentityCredential | None = None
     expires: float | None = None
     time_problem: str | None = None  # why the time window failed, in words
+
+    @property
+    def credentials(self) -> Sequence[FederatedIdentityCredential]:
+        return self.rules.all
+
+    @property
+    def candidates(self) -> list[FederatedIdentityCredential]:
+        """The credentials with the token's issuer (empty until the issuer step has run)."""
+        return [c.fic for c in self.issuer_index.credentials] if self.issuer_index else []
 
     @property
     def override(self) -> str | None:
@@ -141,10 +152,12 @@ def check_own_issuer(a: FederatedAssertion) -> str:
 
 
 def check_issuer_registered(a: FederatedAssertion) -> str:
-    a.candidates = fics_for_issuer(a.credentials, a.iss)
-    if not a.candidates:
-        raise refuse_issuer(a.credentials, a.iss, a.sub, a.audiences[0] if a.audiences else "")
-    return f"{a.iss!r} is the issuer of credential(s) {', '.join(f.name for f in a.candidates)}"
+    a.issuer_index = a.rules.issuer(a.iss)
+    if a.issuer_index is None:
+        raise refuse_issuer(a.rules, a.iss, a.sub, a.audiences[0] if a.audiences else "")
+    names = [c.fic.name for c in a.issuer_index.credentials]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"{a.iss!r} is the issuer of credential(s) {shown}"
 
 
 def check_signature(a: FederatedAssertion) -> str:
@@ -160,7 +173,10 @@ def check_signature(a: FederatedAssertion) -> str:
 
 
 def check_subject_and_audience(a: FederatedAssertion) -> str:
-    a.fic = match_fic(a.candidates, sub=a.sub, audiences=a.audiences)
+    assert a.issuer_index is not None
+    a.fic = match_fic(a.issuer_index, sub=a.sub, audiences=a.audiences, claims=a.claims or {})
+    if a.fic.claims_matching_expression is not None:
+        return f"the token's claims satisfy credential {a.fic.name}'s expression"
     return f"{a.sub!r} matches credential {a.fic.name}"
 
 
@@ -189,11 +205,14 @@ FEDERATED_CHECKS: tuple[Check, ...] = (
     Check("own issuer", lambda a: bool(a.iss), check_own_issuer),
     Check("issuer", lambda a: bool(a.iss), check_issuer_registered),
     Check(
-        "signature", lambda a: a.parsed is not None and bool(a.candidates), check_signature, needs_keys=True
+        "signature",
+        lambda a: a.parsed is not None and a.issuer_index is not None,
+        check_signature,
+        needs_keys=True,
     ),
     Check(
         "subject and audience",
-        lambda a: bool(a.candidates and a.sub and a.audiences),
+        lambda a: bool(a.issuer_index is not None and a.sub and a.audiences),
         check_subject_and_audience,
     ),
     Check("time window", lambda a: a.claims is not None, check_time_window_of),
@@ -208,7 +227,12 @@ async def run_federated(a: FederatedAssertion, fetch_keys: KeyFetch) -> Federate
                 a.keys = await fetch_keys(a.iss, a.parsed.kid if a.parsed else None, a.override)
             except TransportError as exc:
                 raise refuse(90061, detail=str(exc)) from None
-        check.run(a)
+        try:
+            check.run(a)
+        except OAuthError as exc:
+            if a.fic is not None:  # matched, then refused (the time window): say which credential
+                exc.concerning(a.fic.name, a.fic.id)
+            raise
     assert a.fic is not None
     return a.fic
 

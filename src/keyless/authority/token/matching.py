@@ -1,19 +1,26 @@
 """Federated identity credential matching, in Entra's order, with Entra's refusal codes.
 
-Matching is exact and case-sensitive on issuer, subject and audience (Entra's rule since 2025).
-Each refusal also carries ``detail``: the exact near miss (trailing slash, case, whitespace,
-scheme) that a tenant with detailed errors, and every admin audit record, gets to see.
+Matching is exact and case-sensitive on issuer, subject and audience (Entra's rule since 2025);
+a flexible credential matches by its ``claimsMatchingExpression`` instead of the subject, and any
+credential with a CEL ``condition`` also needs it to hold. Candidates come from the application's
+``FicIndex`` (a lookup, not a scan). Each refusal also carries ``detail``: the exact near miss
+(trailing slash, case, whitespace, scheme, ``-``/``_``) that a tenant with detailed errors, and
+every admin audit record, gets to see.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from keyless.authority.model import FederatedIdentityCredential
 from keyless.authority.token.aadsts import refuse
+from keyless.authority.token.fic_index import CompiledFic, FicIndex, IssuerIndex
 from keyless.errors import OAuthError
 
-__all__ = ["fics_for_issuer", "match_fic", "near_miss", "refuse_issuer"]
+__all__ = ["match_fic", "near_miss", "refuse_issuer"]
+
+_SHOWN = 5  # configured values listed in a refusal's detail
 
 
 def near_miss(presented: str, configured: str) -> str | None:
@@ -33,46 +40,80 @@ def near_miss(presented: str, configured: str) -> str | None:
     return None
 
 
+def _listed(values: Sequence[str]) -> str:
+    shown = ", ".join(repr(v) for v in values[:_SHOWN]) or "none"
+    return shown + (f" and {len(values) - _SHOWN} more" if len(values) > _SHOWN else "")
+
+
 def _closest(presented: str, configured: Sequence[str], what: str) -> str:
     for value in configured:
         why = near_miss(presented, value)
         if why is not None:
             return f"presented {what} {presented!r} almost matches configured {value!r}: {why}"
-    listed = ", ".join(repr(v) for v in configured) or "none"
-    return f"presented {what} {presented!r}; configured: {listed}"
+    return f"presented {what} {presented!r}; configured: {_listed(configured)}"
 
 
-def fics_for_issuer(
-    fics: Sequence[FederatedIdentityCredential], iss: str
-) -> list[FederatedIdentityCredential]:
-    return [f for f in fics if f.issuer == iss]
-
-
-def refuse_issuer(fics: Sequence[FederatedIdentityCredential], iss: str, sub: str, aud: str) -> OAuthError:
+def refuse_issuer(index: FicIndex, iss: str, sub: str, aud: str) -> OAuthError:
     """The refusal for an issuer no credential names (decided before any key is fetched)."""
-    if not fics:
+    if not len(index):
         return refuse(70021, iss=iss, sub=sub, aud=aud).with_detail(
             "the application has no federated identity credentials"
         )
-    configured = sorted({f.issuer for f in fics})
-    return refuse(700211, iss=iss).with_detail(_closest(iss, configured, "issuer"))
+    return refuse(700211, iss=iss).with_detail(_closest(iss, index.issuers, "issuer"))
+
+
+def _subject_refusal(index: IssuerIndex, sub: str, claims: Mapping[str, Any]) -> OAuthError:
+    near = index.near(sub, claims)
+    for item in near:
+        if item.expression is None:
+            why = near_miss(sub, item.fic.subject or "")
+            if why is not None:
+                code = 7002138 if why.startswith("they differ only by letter case") else 700213
+                detail = f"presented subject {sub!r} almost matches configured {item.fic.subject!r}: {why}"
+                return refuse(code, sub=sub).with_detail(detail)
+        else:
+            failed = [r for r in item.expression.evaluate(claims) if not r.ok]
+            if failed:
+                clause = failed[0].clause
+                detail = (
+                    f"presented {clause.claim} {failed[0].presented!r} almost matches credential "
+                    f"{item.fic.name!r}'s clause {clause} (after case, '-'/'_' and similar differences)"
+                )
+                return refuse(700213, sub=sub).with_detail(detail)
+    subjects = [s for s in index.exact if s]
+    detail = f"presented subject {sub!r}; configured: {_listed(subjects)}"
+    expressions = [c.fic.claims_matching_expression or "" for c in index.credentials if c.expression]
+    if expressions:
+        detail += f"; expressions: {_listed(expressions)}"
+    return refuse(700213, sub=sub).with_detail(detail)
 
 
 def match_fic(
-    candidates: Sequence[FederatedIdentityCredential], *, sub: str, audiences: Sequence[str]
+    index: IssuerIndex, *, sub: str, audiences: Sequence[str], claims: Mapping[str, Any]
 ) -> FederatedIdentityCredential:
-    """Among credentials with the assertion's issuer, the one matching subject and audience."""
-    by_subject = [f for f in candidates if f.subject == sub]
+    """Among one issuer's credentials, the first matching subject (or expression), audience and
+    condition: exact credentials first, then flexible ones."""
+    by_subject = index.candidates(sub, claims)
     if not by_subject:
-        subjects = sorted({f.subject for f in candidates})
-        detail = _closest(sub, subjects, "subject")
-        code = 7002138 if any(s.lower() == sub.lower() for s in subjects) else 700213
-        raise refuse(code, sub=sub).with_detail(detail)
-    for fic in by_subject:
-        if any(a in fic.audiences for a in audiences):
-            return fic
-    shown = ", ".join(audiences) if audiences else ""
-    configured = sorted({a for f in by_subject for a in f.audiences})
-    raise refuse(700212, aud=shown).with_detail(
-        _closest(audiences[0] if audiences else "", configured, "audience")
+        raise _subject_refusal(index, sub, claims)
+    by_audience = [c for c in by_subject if any(a in c.fic.audiences for a in audiences)]
+    if not by_audience:
+        shown = ", ".join(audiences) if audiences else ""
+        configured = sorted({a for c in by_subject for a in c.fic.audiences})
+        raise refuse(700212, aud=shown).with_detail(
+            _closest(audiences[0] if audiences else "", configured, "audience")
+        )
+    refused: list[tuple[CompiledFic, str]] = []
+    for item in by_audience:
+        if item.condition is None:
+            return item.fic
+        result = item.condition.evaluate(claims)
+        if result.passed:
+            return item.fic
+        refused.append((item, result.describe()))
+    item, why = refused[0]
+    raise (
+        refuse(700213, sub=sub)
+        .with_detail(f"credential {item.fic.name!r} matches, but its condition {item.fic.condition!r} {why}")
+        .concerning(item.fic.name, item.fic.id)
     )

@@ -47,7 +47,7 @@ LITERAL_SECRET = (
 )
 _LITERAL_SECRET_KEYS = ("value", "secretText", "secret", "password", "clientSecret")
 _MEMBER_TYPES = ("Application", "User")
-MAX_FICS_LIMIT = 1000
+MAX_FICS_LIMIT = 1_000_000
 
 
 def load_trust_file(path: str | Path) -> TrustDocument:
@@ -136,8 +136,14 @@ def _application(ctx: Context, data: object, where: Where, max_fics: int) -> App
     _check_unique(
         r,
         "federatedIdentityCredentials",
-        [f"{f.issuer} {f.subject}" for f in fics],
+        [f"{f.issuer} {f.subject}" for f in fics if f.subject is not None],
         "issuer and subject pair",
+    )
+    _check_unique(
+        r,
+        "federatedIdentityCredentials",
+        [f"{f.issuer} {f.expression}" for f in fics if f.expression is not None],
+        "issuer and claimsMatchingExpression pair",
     )
     if len(fics) > max_fics:
         r.report(
@@ -225,20 +231,55 @@ def _fic(ctx: Context, data: object, where: Where) -> FicSpec | None:
         return None
     name = r.text("name", required=True)
     issuer = r.text("issuer", required=True)
-    subject = r.text("subject", required=True)
+    expression = _expression(r)
+    subject = r.text("subject", required=expression is None and not r.has("claimsMatchingExpression"))
     audiences = r.texts("audiences", (FIC_AUDIENCE_DEFAULT,))
     description = r.text("description", empty_ok=True)
-    if name is None or issuer is None or subject is None:
+    condition = r.text("condition")
+    broad = r.flag("allowBroadMatch", False)
+    if name is None or issuer is None or (subject is None and expression is None):
         return None
-    spec = FicSpec(name, issuer, subject, audiences, description)
-    problems = rules.fic_problems(
-        FederatedIdentityCredential("", "", name, issuer, subject, audiences, description)
+    spec = FicSpec(name, issuer, subject, audiences, description, expression, condition, broad)
+    fic = FederatedIdentityCredential(
+        "",
+        "",
+        name,
+        issuer,
+        subject,
+        audiences,
+        description,
+        claims_matching_expression=expression,
+        condition=condition,
+        allow_broad_match=broad,
     )
+    problems = rules.fic_problems(fic)
     for problem in problems:
-        r.report(None, problem)
+        key = (
+            problem.split(":", 1)[0]
+            if problem.startswith(("claimsMatchingExpression:", "condition:"))
+            else None
+        )
+        r.report(key, problem)
     if problems:
         return None
     return spec
+
+
+def _expression(r: Reader) -> str | None:
+    """``claimsMatchingExpression``: Graph's ``{value, languageVersion: 1}``, or just the value."""
+    raw = r.raw("claimsMatchingExpression")
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, dict) and isinstance(raw.get("value"), str):
+        version = raw.get("languageVersion", 1)
+        if version != 1 or set(raw) - {"value", "languageVersion"}:
+            r.report("claimsMatchingExpression", "must be {value: '<expression>', languageVersion: 1}")
+            return None
+        return str(raw["value"])
+    r.report("claimsMatchingExpression", "must be a string or {value: '<expression>', languageVersion: 1}")
+    return None
 
 
 def _secret(ctx: Context, data: object, where: Where) -> SecretSpec | None:

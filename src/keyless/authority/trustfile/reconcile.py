@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from keyless.authority.directory import rules
+from keyless.authority.directory import breadth, rules
 from keyless.authority.directory.admin import DirectoryAdmin
 from keyless.authority.directory.secrets import secret_matches
 from keyless.authority.model import (
@@ -32,6 +32,7 @@ from keyless.authority.model import (
     Tenant,
     new_id,
 )
+from keyless.authority.token.expressions import parse_expression
 from keyless.authority.trustfile.read import load_trust_file, parse_trust_document
 from keyless.authority.trustfile.schema import (
     APPLICATION_PROPERTIES,
@@ -81,6 +82,7 @@ class Change:
 @dataclass(frozen=True, slots=True)
 class Plan:
     changes: tuple[Change, ...] = ()
+    warnings: tuple[str, ...] = ()  # e.g. a flexible credential broader than one repository
 
     def __len__(self) -> int:
         return len(self.changes)
@@ -92,10 +94,14 @@ class Plan:
         return bool(self.changes)
 
     def __str__(self) -> str:
-        return "\n".join(str(c) for c in self.changes) or "no changes"
+        lines = [str(c) for c in self.changes] or ["no changes"]
+        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
 
     def to_json(self) -> dict[str, Any]:
-        return {"value": [c.to_json() for c in self.changes]}
+        found: dict[str, Any] = {"value": [c.to_json() for c in self.changes]}
+        if self.warnings:
+            found["warnings"] = list(self.warnings)
+        return found
 
 
 def plan(admin: DirectoryAdmin, doc: TrustDocument, *, prune: bool = False) -> Plan:
@@ -173,6 +179,7 @@ class _Reconciler:
         self.now = time.time()  # secrets that expired by now are renewed
         self.changes: list[Change] = []
         self.problems: list[Problem] = []
+        self.warnings: list[str] = []
         self.tenant_apps: dict[str, Application] = {}  # the current tenant's, by object id, as written
 
     def run(self, doc: TrustDocument) -> Plan:
@@ -180,7 +187,7 @@ class _Reconciler:
             self._tenant(tenant)
         if self.problems:
             raise TrustFileError(self.problems)
-        return Plan(tuple(self.changes))
+        return Plan(tuple(self.changes), tuple(dict.fromkeys(self.warnings)))
 
     def _record(self, action: Action, kind: Kind, name: str, detail: str = "") -> bool:
         """Note a change; True when it should be made now."""
@@ -309,9 +316,13 @@ class _Reconciler:
                     self.admin.delete_fic(app, fic.id)
         self._check_fic_room(tenant, spec, kept, name)
         for want in spec.fics:
+            if want.expression is not None:
+                broad = breadth.breadth_warning(want.issuer, parse_expression(want.expression))
+                if broad is not None:
+                    self.warnings.append(f"{name}/{want.name}: {broad}")
             current = kept.get(want.name)
             if current is None:
-                if self._record("create", "fic", f"{name}/{want.name}", f"{want.issuer} {want.subject}"):
+                if self._record("create", "fic", f"{name}/{want.name}", f"{want.issuer} {want.rule}"):
                     kept[want.name] = self.admin.create_fic(
                         app,
                         name=want.name,
@@ -319,6 +330,9 @@ class _Reconciler:
                         subject=want.subject,
                         audiences=want.audiences,
                         description=want.description,
+                        claims_matching_expression=want.expression,
+                        condition=want.condition,
+                        allow_broad_match=want.allow_broad_match,
                         others=list(kept.values()),
                     )
                 continue
@@ -331,6 +345,9 @@ class _Reconciler:
                         subject=want.subject,
                         audiences=want.audiences,
                         description=want.description,
+                        claims_matching_expression=want.expression,
+                        condition=want.condition,
+                        allow_broad_match=want.allow_broad_match,
                     )
                 )
 
@@ -355,11 +372,12 @@ class _Reconciler:
         named = {f.name for f in spec.fics}
         for want in spec.fics:
             for other in kept.values():
-                if other.name not in named and (other.issuer, other.subject) == (want.issuer, want.subject):
+                if other.name not in named and (other.issuer, other.rule) == (want.issuer, want.rule):
                     self.problems.append(
                         Problem(
                             spec.where,
-                            f"{name}: federated credential {want.name!r} has the issuer and subject of the "
+                            f"{name}: federated credential {want.name!r} has the issuer and subject (or "
+                            "expression) of the "
                             f"stored {other.name!r} (rename it in the file or apply with prune)",
                         )
                     )
@@ -464,6 +482,9 @@ def _fic_diff(current: FederatedIdentityCredential, want: FicSpec) -> str:
         [
             ("issuer", current.issuer, want.issuer),
             ("subject", current.subject, want.subject),
+            ("claimsMatchingExpression", current.claims_matching_expression, want.expression),
+            ("condition", current.condition, want.condition),
+            ("allowBroadMatch", current.allow_broad_match, want.allow_broad_match),
             ("audiences", list(current.audiences), list(want.audiences)),
             ("description", current.description, want.description),
         ]

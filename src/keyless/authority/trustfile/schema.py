@@ -78,7 +78,16 @@ ACCEPTED_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "api": ("requestedAccessTokenVersion",),
     "appRole": ("id", "value", "displayName", "description", "allowedMemberTypes", "isEnabled"),
-    "federatedIdentityCredential": ("name", "issuer", "subject", "audiences", "description"),
+    "federatedIdentityCredential": (
+        "name",
+        "issuer",
+        "subject",
+        "claimsMatchingExpression",
+        "condition",
+        "allowBroadMatch",
+        "audiences",
+        "description",
+    ),
     "passwordCredential": ("displayName", "valueFrom", "hint"),
     "valueFrom": ("env", "file"),
     "keyCredential": ("displayName", "certificateFile", "certificate"),
@@ -143,9 +152,16 @@ class AppRoleSpec:
 class FicSpec:
     name: str
     issuer: str
-    subject: str
+    subject: str | None  # None for a flexible credential (``expression``)
     audiences: tuple[str, ...] = (FIC_AUDIENCE_DEFAULT,)
     description: str | None = None
+    expression: str | None = None  # claimsMatchingExpression's value (language version 1)
+    condition: str | None = None
+    allow_broad_match: bool = False
+
+    @property
+    def rule(self) -> str:
+        return self.subject if self.subject is not None else f"{self.expression}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,12 +90,16 @@ def _role(spec: AppRoleSpec) -> dict[str, Any]:
 
 
 def _fic(spec: FicSpec) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": spec.name,
-        "issuer": spec.issuer,
-        "subject": spec.subject,
-        "audiences": list(spec.audiences),
-    }
+    entry: dict[str, Any] = {"name": spec.name, "issuer": spec.issuer}
+    if spec.expression is not None:
+        entry["claimsMatchingExpression"] = {"value": spec.expression, "languageVersion": 1}
+    else:
+        entry["subject"] = spec.subject
+    if spec.condition is not None:
+        entry["condition"] = spec.condition
+    if spec.allow_broad_match:
+        entry["allowBroadMatch"] = True
+    entry["audiences"] = list(spec.audiences)
     if spec.description is not None:
         entry["description"] = spec.description
     return entry
@@ -176,7 +180,17 @@ def _application_spec(
             for r in app.app_roles
         ),
         fics=tuple(
-            FicSpec(f.name, f.issuer, f.subject, f.audiences, f.description) for f in admin.list_fics(app)
+            FicSpec(
+                f.name,
+                f.issuer,
+                f.subject,
+                f.audiences,
+                f.description,
+                f.claims_matching_expression,
+                f.condition,
+                f.allow_broad_match,
+            )
+            for f in admin.list_fics(app)
         ),
         secrets=tuple(SecretSpec(s.display_name, hint=s.hint) for s in latest.values()),
         certificates=tuple(

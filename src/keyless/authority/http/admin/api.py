@@ -160,6 +160,11 @@ def create_admin_api(authority: Authority) -> FastAPI:
     api.state.authority = authority
     api.include_router(_admin_directory.router)
     api.include_router(_admin_federation.router)
+    api.include_router(
+        _admin_federation.fics,
+        prefix="/beta",
+        generate_unique_id_function=lambda route: f"beta_{route.name}",
+    )
     api.include_router(_admin_explain.router)
     api.include_router(_admin_trustwire.router)
     return api

@@ -38,9 +38,12 @@ from keyless.authority.model import Application, AppRole, FederatedIdentityCrede
 from keyless.authority.trustfile import reconcile as trust
 from keyless.errors import ConfigurationError, NotFound
 
-__all__ = ["router"]
+__all__ = ["fics", "router"]
 
 router = APIRouter(prefix="/v1.0", dependencies=[Depends(require_admin)])
+# Federated credentials are also served under Graph beta's /beta prefix, where Graph has
+# claimsMatchingExpression (keyless accepts it under /v1.0 too).
+fics = APIRouter(dependencies=[Depends(require_admin)])
 
 
 # -- federated identity credentials -------------------------------------------------------------------
@@ -49,17 +52,18 @@ router = APIRouter(prefix="/v1.0", dependencies=[Depends(require_admin)])
 def _fic_created(request: Request, app: Application, fic: FederatedIdentityCredential) -> Json:
     entity = f"applications('{app.object_id}')/federatedIdentityCredentials/$entity"
     mount = request.scope.get("root_path", "")  # "/admin" when mounted in the authority's app
-    context = f"{request.url.scheme}://{request.url.netloc}{mount}/v1.0/$metadata#{entity}"
+    version = "beta" if request.url.path.startswith(f"{mount}/beta/") else "v1.0"
+    context = f"{request.url.scheme}://{request.url.netloc}{mount}/{version}/$metadata#{entity}"
     return {"@odata.context": context, **gj.fic_json(fic)}
 
 
-@router.get(FICS, tags=["federatedIdentityCredentials"])
+@fics.get(FICS, tags=["federatedIdentityCredentials"])
 def list_fics(admin: Admin, tenant: str, app: str) -> Json:
     found = app_or_404(admin, tenant, app)
     return value_list([gj.fic_json(f) for f in admin.list_fics(found)])
 
 
-@router.post(FICS, status_code=201, tags=["federatedIdentityCredentials"])
+@fics.post(FICS, status_code=201, tags=["federatedIdentityCredentials"])
 def create_fic(request: Request, admin: Admin, tenant: str, app: str, body: FicCreate) -> Json:
     found = app_or_404(admin, tenant, app)
     fic = admin.create_fic(
@@ -69,18 +73,23 @@ def create_fic(request: Request, admin: Admin, tenant: str, app: str, body: FicC
         subject=body.subject,
         audiences=body.audiences,
         description=body.description,
+        claims_matching_expression=(
+            body.claims_matching_expression.value if body.claims_matching_expression else None
+        ),
+        condition=body.condition,
+        allow_broad_match=body.allow_broad_match,
     )
     return _fic_created(request, found, fic)
 
 
-@router.get(FICS + "/{fic}", tags=["federatedIdentityCredentials"])
+@fics.get(FICS + "/{fic}", tags=["federatedIdentityCredentials"])
 def get_fic(admin: Admin, tenant: str, app: str, fic: str, response: Response) -> Json:
     found = admin.find_fic(app_or_404(admin, tenant, app), fic)
     set_etag(response, found.version)
     return gj.fic_json(found)
 
 
-@router.patch(FICS + "/{fic}", tags=["federatedIdentityCredentials"], **NO_CONTENT)
+@fics.patch(FICS + "/{fic}", tags=["federatedIdentityCredentials"], **NO_CONTENT)
 def update_fic(
     admin: Admin, tenant: str, app: str, fic: str, body: FicPatch, if_match: IfMatch = None
 ) -> Response:
@@ -90,19 +99,31 @@ def update_fic(
     check_read_only([("id", body.id, current.id)])
     if body.name is not None and body.name != current.name:
         raise ConfigurationError("name is immutable: create a new federated identity credential instead.")
-    given = changes(body, nullable=("description", "odata_type"))
-    fields = {k: v for k, v in given.items() if k in ("issuer", "subject", "description")}
+    nullable = ("description", "odata_type", "subject", "claims_matching_expression", "condition")
+    given = changes(body, nullable=nullable)
+    kept = ("issuer", "subject", "description", "condition", "allow_broad_match")
+    fields = {k: v for k, v in given.items() if k in kept}
     if "audiences" in given:
         fields["audiences"] = tuple(given["audiences"])
+    if "claims_matching_expression" in given:
+        expression = body.claims_matching_expression
+        fields["claims_matching_expression"] = expression.value if expression else None
+        if expression is not None and "subject" not in given:
+            fields["subject"] = None  # an expression replaces the subject (Graph: one or the other)
+    elif given.get("subject") is not None:
+        fields["claims_matching_expression"] = None
     wanted = dataclasses.replace(current, **fields)
     updated = admin.update_fic(wanted)
     return no_content(updated.version)
 
 
-@router.delete(FICS + "/{fic}", tags=["federatedIdentityCredentials"], **NO_CONTENT)
+@fics.delete(FICS + "/{fic}", tags=["federatedIdentityCredentials"], **NO_CONTENT)
 def delete_fic(admin: Admin, tenant: str, app: str, fic: str) -> Response:
     admin.delete_fic(app_or_404(admin, tenant, app), fic)
     return no_content()
+
+
+router.include_router(fics)
 
 
 # -- app role assignments -----------------------------------------------------------------------------

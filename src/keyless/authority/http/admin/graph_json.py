@@ -122,7 +122,9 @@ def certificate_json(cert: Certificate) -> Json:
 
 
 def fic_json(fic: FederatedIdentityCredential) -> Json:
-    return {
+    """Graph's shape; a flexible credential adds Graph beta's ``claimsMatchingExpression``, and
+    keyless's ``condition`` and ``allowBroadMatch`` appear only when set."""
+    found: Json = {
         "@odata.type": FIC_ODATA_TYPE,
         "id": fic.id,
         "name": fic.name,
@@ -131,6 +133,13 @@ def fic_json(fic: FederatedIdentityCredential) -> Json:
         "description": fic.description,
         "audiences": list(fic.audiences),
     }
+    if fic.claims_matching_expression is not None:
+        found["claimsMatchingExpression"] = {"value": fic.claims_matching_expression, "languageVersion": 1}
+    if fic.condition is not None:
+        found["condition"] = fic.condition
+    if fic.allow_broad_match:
+        found["allowBroadMatch"] = True
+    return found
 
 
 def assignment_json(assignment: AppRoleAssignment, apps_by_sp: Mapping[str, Application]) -> Json:

@@ -24,6 +24,7 @@ __all__ = [
     "ApplicationCreate",
     "ApplicationPatch",
     "AssignmentIn",
+    "ClaimsMatchingExpression",
     "FicCreate",
     "FicPatch",
     "KeyCredentialIn",
@@ -54,7 +55,7 @@ Guid = Annotated[str, AfterValidator(_guid)]
 Domain = Annotated[str, AfterValidator(str.lower)]
 Uri = str
 Name = Annotated[str, StringConstraints(max_length=256), AfterValidator(_not_blank)]
-MaxFics = Annotated[int, Field(ge=1, le=1000)]
+MaxFics = Annotated[int, Field(ge=1, le=1_000_000)]  # Entra's is 20; docs/trust-rules.md
 
 
 def _not_a_boolean(value: object) -> object:
@@ -205,11 +206,24 @@ class KeyCredentialIn(_In):
     usage: Literal["Verify"] = "Verify"
 
 
+class ClaimsMatchingExpression(_In):
+    """Graph beta's ``federatedIdentityExpression``."""
+
+    odata_type: str | None = Field(None, alias="@odata.type")
+    value: Annotated[str, Field(description="claims['<name>'] eq|matches '<comparand>' [and ...]")]
+    language_version: Literal[1] = 1
+
+
 class FicCreate(_In):
     odata_type: str | None = Field(None, alias="@odata.type")
     name: str
     issuer: str
-    subject: str
+    subject: str | None = None
+    claims_matching_expression: ClaimsMatchingExpression | None = Field(
+        None, description="Instead of subject: a flexible credential (Graph beta)"
+    )
+    condition: str | None = Field(None, description="keyless: a CEL expression over claims that must be true")
+    allow_broad_match: bool = Field(False, description="keyless: allow an expression that pins no owner")
     audiences: list[str] = [FIC_AUDIENCE_DEFAULT]
     description: str | None = None
 
@@ -220,6 +234,9 @@ class FicPatch(_In):
     name: str | None = None  # immutable
     issuer: str | None = None
     subject: str | None = None
+    claims_matching_expression: ClaimsMatchingExpression | None = None
+    condition: str | None = None
+    allow_broad_match: bool | None = None
     audiences: list[str] | None = None
     description: str | None = None
 
