@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
 from keyless.authority.model import FederatedIdentityCredential
-from keyless.authority.token.fic_index import FicIndex
 from keyless.authority.token import matching
+from keyless.authority.token.fic_index import FicIndex
 from keyless.authority.token.matching import near_miss, refuse_issuer
 from keyless.errors import OAuthError
 
