@@ -11,11 +11,12 @@ every admin audit record, gets to see.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from keyless.authority.model import FederatedIdentityCredential
 from keyless.authority.token.aadsts import refuse
-from keyless.authority.token.fic_index import CompiledFic, FicIndex, IssuerIndex
+from keyless.authority.token.fic_index import CompiledFic, FicIndex, IssuerIndex, fold
 from keyless.errors import OAuthError
 
 __all__ = ["match_fic", "near_miss", "refuse_issuer"]
@@ -74,11 +75,18 @@ def _subject_refusal(index: IssuerIndex, sub: str, claims: Mapping[str, Any]) ->
         else:
             failed = [r for r in item.expression.evaluate(claims) if not r.ok]
             if failed:
-                clause = failed[0].clause
-                detail = (
-                    f"presented {clause.claim} {failed[0].presented!r} almost matches credential "
-                    f"{item.fic.name!r}'s clause {clause} (after case, '-'/'_' and similar differences)"
-                )
+                clause, value = failed[0].clause, failed[0].presented
+                folded = replace(clause, comparand=fold(clause.comparand))
+                if isinstance(value, str) and folded.test(fold(value)):
+                    detail = (
+                        f"presented {clause.claim} {value!r} almost matches credential {item.fic.name!r}'s "
+                        f"clause {clause} (it differs by case, '-'/'_', whitespace or a trailing '/')"
+                    )
+                else:
+                    detail = (
+                        f"credential {item.fic.name!r}'s clause {clause} does not match the token's "
+                        f"{clause.claim} {value!r}"
+                    )
                 return refuse(700213, sub=sub).with_detail(detail)
     subjects = [s for s in index.exact if s]
     detail = f"presented subject {sub!r}; configured: {_listed(subjects)}"
