@@ -13,6 +13,7 @@ BENCHES = [
     ("guard", ["bench.bench_guard", "--seconds", "3"]),
     ("credential", ["bench.bench_credential"]),
     ("directory", ["bench.bench_directory"]),
+    ("trust rules", ["bench.bench_matching"]),
 ]
 
 

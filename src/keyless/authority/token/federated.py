@@ -155,8 +155,10 @@ def check_issuer_registered(a: FederatedAssertion) -> str:
     a.issuer_index = a.rules.issuer(a.iss)
     if a.issuer_index is None:
         raise refuse_issuer(a.rules, a.iss, a.sub, a.audiences[0] if a.audiences else "")
-    names = [c.fic.name for c in a.issuer_index.credentials]
-    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    every = a.issuer_index.credentials
+    shown = ", ".join(c.fic.name for c in every[:5]) + (
+        f" and {len(every) - 5} more" if len(every) > 5 else ""
+    )
     return f"{a.iss!r} is the issuer of credential(s) {shown}"
 
 

@@ -82,6 +82,7 @@ class IssuerIndex:
     prefixes: dict[str, _Buckets] = field(default_factory=dict)  # claim -> buckets
     folded_exact: dict[str, list[CompiledFic]] = field(default_factory=dict)
     folded_prefixes: dict[str, _Buckets] = field(default_factory=dict)
+    _flexible: int = 0
 
     def add(self, item: CompiledFic) -> None:
         self.credentials.append(item)
@@ -90,6 +91,7 @@ class IssuerIndex:
             self.exact.setdefault(subject, []).append(item)
             self.folded_exact.setdefault(fold(subject), []).append(item)
             return
+        self._flexible += 1
         clause = item.expression.index_clause()
         if clause.is_literal:
             self.literal.setdefault((clause.claim, clause.comparand), []).append(item)
@@ -97,6 +99,10 @@ class IssuerIndex:
         else:
             _file(self.prefixes.setdefault(clause.claim, {}), clause.literal_prefix, item)
         _file(self.folded_prefixes.setdefault(clause.claim, {}), fold(clause.literal_prefix), item)
+
+    @property
+    def flexible_count(self) -> int:
+        return self._flexible
 
     @property
     def has_expressions(self) -> bool:

@@ -10,8 +10,9 @@ every admin audit record, gets to see.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 from keyless.authority.model import FederatedIdentityCredential
@@ -41,9 +42,10 @@ def near_miss(presented: str, configured: str) -> str | None:
     return None
 
 
-def _listed(values: Sequence[str]) -> str:
-    shown = ", ".join(repr(v) for v in values[:_SHOWN]) or "none"
-    return shown + (f" and {len(values) - _SHOWN} more" if len(values) > _SHOWN else "")
+def _listed(values: Iterable[str], total: int) -> str:
+    """The first few of ``total`` values (never more are read: a refusal costs what an acceptance does)."""
+    shown = ", ".join(repr(v) for v in islice(values, _SHOWN)) or "none"
+    return shown + (f" and {total - _SHOWN} more" if total > _SHOWN else "")
 
 
 def _closest(presented: str, configured: Sequence[str], what: str) -> str:
@@ -51,7 +53,7 @@ def _closest(presented: str, configured: Sequence[str], what: str) -> str:
         why = near_miss(presented, value)
         if why is not None:
             return f"presented {what} {presented!r} almost matches configured {value!r}: {why}"
-    return f"presented {what} {presented!r}; configured: {_listed(configured)}"
+    return f"presented {what} {presented!r}; configured: {_listed(configured, len(configured))}"
 
 
 def refuse_issuer(index: FicIndex, iss: str, sub: str, aud: str) -> OAuthError:
@@ -88,11 +90,11 @@ def _subject_refusal(index: IssuerIndex, sub: str, claims: Mapping[str, Any]) ->
                         f"{clause.claim} {value!r}"
                     )
                 return refuse(700213, sub=sub).with_detail(detail)
-    subjects = [s for s in index.exact if s]
-    detail = f"presented subject {sub!r}; configured: {_listed(subjects)}"
-    expressions = [c.fic.claims_matching_expression or "" for c in index.credentials if c.expression]
-    if expressions:
-        detail += f"; expressions: {_listed(expressions)}"
+    detail = f"presented subject {sub!r}; configured: {_listed(index.exact, len(index.exact))}"
+    flexible = index.flexible_count
+    if flexible:
+        expressions = (c.fic.claims_matching_expression or "" for c in index.credentials if c.expression)
+        detail += f"; expressions: {_listed(expressions, flexible)}"
     return refuse(700213, sub=sub).with_detail(detail)
 
 
