@@ -118,7 +118,7 @@ def test_the_audit_event_names_the_flexible_credential_that_matched(
         (
             {"job_workflow_ref": "contoso/shared/.github/workflows/deploy.yml@refs/heads/feature"},
             700213,
-            "clause claims['job_workflow_ref'] matches",
+            "gh-releases: clause claims['job_workflow_ref'] matches",
         ),
         # expression and audience match, the CEL condition does not hold
         ({"repository_owner": "contoso-forks"}, 700213, "condition"),

@@ -30,6 +30,7 @@ def test_the_public_names_are_pinned() -> None:
         "app_from_env",
         "apply",
         "catalogue_markdown",
+        "compile_condition",
         "create_app",
         "explain_assertion",
         "issuer_to_fetch",
@@ -37,6 +38,7 @@ def test_the_public_names_are_pinned() -> None:
         "localize_problems",
         "near_miss",
         "new_id",
+        "parse_expression",
         "plan",
         "to_wire",
     }

@@ -203,3 +203,32 @@ def test_a_remote_authority_with_a_private_ca_needs_keyless_ca_file(
     missing = elsewhere(*remote, env={"KEYLESS_CA_FILE": str(tmp_path / "nope.pem")})
     assert missing.exit_code == 2
     assert "not a readable PEM CA bundle" in missing.stderr
+
+
+def test_fic_create_with_an_expression_and_a_condition(cli: Cli, names: Names) -> None:
+    _tenant_with_app(cli, names)
+    created = as_json(
+        cli, "fic", "create", names.domain, "caller", "--name", "gh-releases",
+        "--issuer", "https://token.actions.githubusercontent.com",
+        "--expression", "claims['sub'] matches 'repo:nw/*:ref:refs/heads/release/*'",
+        "--condition", "claims.repository_owner == 'nw'",
+    )  # fmt: skip
+    assert isinstance(created, dict) and created["subject"] is None
+    assert created["claimsMatchingExpression"]["value"].startswith("claims['sub'] matches")
+    listed = ok(cli, "fic", "list", names.domain, "caller")
+    assert "repo:nw/*:ref:refs/heads/release/*" in listed and "claims.repository_owner" in listed
+    broad = cli(
+        "fic", "create", names.domain, "caller", "--name", "everyone",
+        "--issuer", "https://token.actions.githubusercontent.com", "--expression", "claims['sub'] matches 'repo:*'",
+    )  # fmt: skip
+    assert broad.exit_code == 2 and "allowBroadMatch" in broad.stderr
+    both = cli(
+        "fic", "create", names.domain, "caller", "--name", "both", "--issuer", "https://a.example",
+        "--subject", "s", "--expression", "claims['sub'] eq 's'",
+    )  # fmt: skip
+    assert both.exit_code == 2 and "exactly one of --subject and --expression" in both.stderr
+    bad = cli(
+        "fic", "create", names.domain, "caller", "--name", "typo", "--issuer", "https://a.example",
+        "--expression", "claims['sub'] matches 'a*'", "--condition", "claims.x ==",
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "(column 12)" in bad.stderr

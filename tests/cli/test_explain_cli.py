@@ -264,7 +264,7 @@ def test_a_bad_fic_export_is_a_configuration_problem(cli: Cli, tmp_path: Path) -
     path.write_text(json.dumps([{"name": "x", "issuer": "https://a"}]))
     result = cli("explain", "a.b.c", "--fic", str(path))
     assert result.exit_code == 2
-    assert "credential [0]: missing subject, audiences" in result.stderr
+    assert "credential [0]: missing audiences, subject (or claimsMatchingExpression)" in result.stderr
 
 
 # -- live applications and trust files --------------------------------------------------------------
@@ -374,3 +374,47 @@ def test_the_assertion_can_come_from_stdin_or_a_file(cli: Cli, issuer: TestIssue
     assert cli("explain", "-", "--fic", str(fics), input=token + "\n").exit_code == 0
     (tmp_path / "token.jwt").write_text(token)
     assert cli("explain", str(tmp_path / "token.jwt"), "--fic", str(fics)).exit_code == 0
+
+
+def test_an_expression_credential_from_az_is_explained_clause_by_clause(
+    cli: Cli, issuer: TestIssuer, tmp_path: Path
+) -> None:
+    path = tmp_path / "fics.json"
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "gh-releases",
+                    "issuer": issuer.url,
+                    "subject": None,
+                    "claimsMatchingExpression": {
+                        "value": "claims['sub'] matches 'repo:contoso/*:ref:refs/heads/release/*'",
+                        "languageVersion": 1,
+                    },
+                    "audiences": [FIC_AUDIENCE_DEFAULT],
+                }
+            ]
+        )
+    )
+    token = issuer.mint(sub="repo:Contoso/app:ref:refs/heads/release/1")
+    code, result = explain(cli, token, path)
+    assert code == 1 and result["aadsts"] == 700213
+    (why,) = whys(result, "claims['sub']")
+    assert "letter case" in why and "'repo:Contoso/*:ref:refs/heads/release/*' would match" in why
+    assert "--expression" in result["fixes"][0]["keyless"]
+    accepted, result = explain(cli, issuer.mint(sub="repo:contoso/app:ref:refs/heads/release/1"), path)
+    assert accepted == 0 and result["matched"] == "gh-releases"
+
+
+def test_a_bad_expression_in_an_export_is_a_configuration_problem_with_its_column(
+    cli: Cli, issuer: TestIssuer, tmp_path: Path
+) -> None:
+    path = tmp_path / "fics.json"
+    bad = {"value": "claims['sub'] like 'x'", "languageVersion": 1}
+    path.write_text(
+        json.dumps(
+            [{"name": "x1", "issuer": issuer.url, "claimsMatchingExpression": bad, "audiences": ["a"]}]
+        )
+    )
+    result = cli("explain", issuer.mint(sub="x"), "--fic", str(path), "--app", APP_ID)
+    assert result.exit_code == 2 and "(column 15)" in result.stderr and "Traceback" not in result.stderr

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
         new_id,
     )
     from keyless.authority.token.aadsts import catalogue_markdown
+    from keyless.authority.token.conditions import compile_condition
+    from keyless.authority.token.expressions import parse_expression
     from keyless.authority.token.matching import near_miss
     from keyless.authority.trustfile.read import load_trust_file
     from keyless.authority.trustfile.reconcile import Plan, apply, plan
@@ -63,6 +65,7 @@ __all__ = [
     "app_from_env",
     "apply",
     "catalogue_markdown",
+    "compile_condition",
     "create_app",
     "explain_assertion",
     "issuer_to_fetch",
@@ -70,6 +73,7 @@ __all__ = [
     "localize_problems",
     "near_miss",
     "new_id",
+    "parse_expression",
     "plan",
     "to_wire",
 ]
@@ -96,6 +100,8 @@ _LAZY = {
     "Tenant": "keyless.authority.model",
     "new_id": "keyless.authority.model",
     "catalogue_markdown": "keyless.authority.token.aadsts",
+    "compile_condition": "keyless.authority.token.conditions",
+    "parse_expression": "keyless.authority.token.expressions",
     "near_miss": "keyless.authority.token.matching",
     "load_trust_file": "keyless.authority.trustfile.read",
     "Plan": "keyless.authority.trustfile.reconcile",

@@ -20,9 +20,11 @@ import typer
 from keyless.authority import (
     FederatedIdentityCredential,
     Step,
+    compile_condition,
     explain_assertion,
     issuer_to_fetch,
     load_trust_file,
+    parse_expression,
 )
 from keyless.cli._common import (
     ADMIN_KEY,
@@ -72,7 +74,10 @@ def load_fic_export(path: Path) -> list[FederatedIdentityCredential]:
         if not isinstance(item, dict):
             problems.append(f"{where}: not an object")
             continue
-        missing = [k for k in ("name", "issuer", "subject", "audiences") if not item.get(k)]
+        missing = [k for k in ("name", "issuer", "audiences") if not item.get(k)]
+        expression = item.get("claimsMatchingExpression")
+        if not item.get("subject") and not (isinstance(expression, dict) and expression.get("value")):
+            missing.append("subject (or claimsMatchingExpression)")
         if missing:
             problems.append(f"{where}: missing {', '.join(missing)}")
             continue
@@ -80,15 +85,25 @@ def load_fic_export(path: Path) -> list[FederatedIdentityCredential]:
         if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
             problems.append(f"{where}: audiences must be a list of strings")
             continue
+        try:
+            if isinstance(expression, dict):
+                parse_expression(str(expression["value"]))
+            if item.get("condition"):
+                compile_condition(str(item["condition"]))
+        except ValueError as exc:  # ExpressionError, ConditionError: with the column
+            problems.append(f"{where}: {exc}")
+            continue
         found.append(
             FederatedIdentityCredential(
                 id=str(item.get("id") or ""),
                 application_id="",
                 name=str(item["name"]),
                 issuer=str(item["issuer"]),
-                subject=str(item["subject"]),
+                subject=str(item["subject"]) if item.get("subject") else None,
                 audiences=tuple(audiences),
                 description=item.get("description"),
+                claims_matching_expression=str(expression["value"]) if isinstance(expression, dict) else None,
+                condition=str(item["condition"]) if item.get("condition") else None,
             )
         )
     if problems:
@@ -112,10 +127,7 @@ def _trust_credentials(
             f"{path}: {len(matches)} applications are named {app!r}: give its appId or --tenant"
         )
     spec, found = matches[0]
-    fics = [
-        FederatedIdentityCredential("", found.app_id, f.name, f.issuer, f.subject, f.audiences, f.description)
-        for f in found.fics
-    ]
+    fics = [f.credential(found.app_id) for f in found.fics]
     return fics, found.app_id, (spec.domains[0] if spec.domains else spec.id)
 
 

@@ -100,7 +100,8 @@ def _flexible_fix(
         repaired = repaired_expression(parse_expression(fic.claims_matching_expression), claims)
         if repaired is None:
             return None
-        quoted = shlex.quote(repaired)
+        # double quotes read better around an expression's single quotes, where the shell allows
+        quoted = f'"{repaired}"' if not set(repaired) & set('"$`\\!') else shlex.quote(repaired)
         return Fix(
             summary=f"change credential {fic.name}'s expression to {repaired!r} (only if the token's "
             "workload is one you mean to trust; or fix the token's side to match the expression)",

@@ -86,7 +86,7 @@ def _subject_refusal(index: IssuerIndex, sub: str, claims: Mapping[str, Any]) ->
                     )
                 else:
                     detail = (
-                        f"credential {item.fic.name!r}'s clause {clause} does not match the token's "
+                        f"credential {item.fic.name}: clause {clause} does not match the token's "
                         f"{clause.claim} {value!r}"
                     )
                 return refuse(700213, sub=sub).with_detail(detail)

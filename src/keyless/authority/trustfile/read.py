@@ -20,7 +20,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from keyless.authority.directory import rules
-from keyless.authority.model import FIC_AUDIENCE_DEFAULT, FederatedIdentityCredential, TokenVersion
+from keyless.authority.model import FIC_AUDIENCE_DEFAULT, TokenVersion
 from keyless.authority.trustfile.schema import (
     ApplicationSpec,
     AppRoleSpec,
@@ -240,19 +240,7 @@ def _fic(ctx: Context, data: object, where: Where) -> FicSpec | None:
     if name is None or issuer is None or (subject is None and expression is None):
         return None
     spec = FicSpec(name, issuer, subject, audiences, description, expression, condition, broad)
-    fic = FederatedIdentityCredential(
-        "",
-        "",
-        name,
-        issuer,
-        subject,
-        audiences,
-        description,
-        claims_matching_expression=expression,
-        condition=condition,
-        allow_broad_match=broad,
-    )
-    problems = rules.fic_problems(fic)
+    problems = rules.fic_problems(spec.credential())
     for problem in problems:
         key = (
             problem.split(":", 1)[0]

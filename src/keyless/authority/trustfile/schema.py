@@ -16,7 +16,12 @@ from pathlib import Path
 
 from keyless._yaml import load_yaml
 from keyless.authority.directory import rules
-from keyless.authority.model import FIC_AUDIENCE_DEFAULT, SigningAlg, TokenVersion
+from keyless.authority.model import (
+    FIC_AUDIENCE_DEFAULT,
+    FederatedIdentityCredential,
+    SigningAlg,
+    TokenVersion,
+)
 from keyless.errors import ConfigurationError
 
 __all__ = [
@@ -162,6 +167,21 @@ class FicSpec:
     @property
     def rule(self) -> str:
         return self.subject if self.subject is not None else f"{self.expression}"
+
+    def credential(self, application_id: str = "") -> FederatedIdentityCredential:
+        """The credential this entry describes (no id: not stored)."""
+        return FederatedIdentityCredential(
+            "",
+            application_id,
+            self.name,
+            self.issuer,
+            self.subject,
+            self.audiences,
+            self.description,
+            claims_matching_expression=self.expression,
+            condition=self.condition,
+            allow_broad_match=self.allow_broad_match,
+        )
 
 
 @dataclass(frozen=True, slots=True)
