@@ -31,6 +31,7 @@ __all__ = [
     "UNKNOWN",
     "Metrics",
     "cleanup_multiprocess",
+    "counter_totals",
     "issuer_fetched",
     "metrics",
     "observe_request",
@@ -222,6 +223,29 @@ def render() -> bytes:
     multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     registry.register(_WorkerProcesses(directory))
     return bytes(generate_latest(registry))
+
+
+def counter_totals(*families: str) -> dict[str, float]:
+    """The sum over every label set (and every worker) of each named counter, e.g.
+    ``counter_totals("keyless_tokens_issued")``; 0 for a counter nothing has counted yet."""
+    found = dict.fromkeys(families, 0.0)
+    try:
+        from prometheus_client import CollectorRegistry
+    except ImportError:
+        return found
+    metrics()
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    else:
+        registry = _own_registry[0]
+    for family in registry.collect():
+        if family.name in found:
+            found[family.name] += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return found
 
 
 class _WorkerProcesses:

@@ -147,6 +147,12 @@ class AuthoritySettings(BaseSettings):
     )
     http_timeout: float = Field(5.0, gt=0, le=60, description="Timeout for fetching external issuers.")
     max_form_bytes: int = Field(64 * 1024, ge=1024, description="Largest token request body accepted.")
+    console_session_seconds: int = Field(
+        3600,
+        ge=60,
+        le=7 * 86400,
+        description="How long a console sign-in lasts (the session cookie is refused after it).",
+    )
     admin_max_body_bytes: int = Field(
         1024 * 1024,
         ge=1024,

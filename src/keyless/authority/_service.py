@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from keyless.authority._paths import ADMIN_KEY_FILE, URL_FILE
+from keyless.authority.activity import Activity
 from keyless.authority.directory.admin import DirectoryAdmin
 from keyless.authority.directory.refusals import RefusalLog
 from keyless.authority.directory.signing import KeyManager
@@ -154,6 +155,7 @@ class Authority:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.kek = kek  # also seals the console's session cookies (every node shares it)
         self.keys = KeyManager(store, kek, max_token_lifetime=settings.token_lifetime_max)
         delay = settings.key_publish_delay
         # Settle signing keys (promotions, retirements) before the first snapshot is built.
@@ -167,6 +169,8 @@ class Authority:
             min_publish_delay=settings.key_propagation_seconds,
             clock=clock,
         )
+        self.activity = Activity()  # issuance and refusals over time, for the console's chart
+        self.activity.sample(clock())
         self._http = httpx.AsyncClient(timeout=settings.http_timeout, follow_redirects=False)
         self.issuer_keys = IssuerKeyCache(
             client=self._http,
@@ -248,12 +252,24 @@ class Authority:
     def check_admin_key(self, value: str) -> bool:
         return admin_key_matches(value, self.store.list_admin_keys())
 
+    def admin_key_id(self, value: str) -> str | None:
+        """The id of the admin key ``value`` is (compared in constant time), or None."""
+        found = None
+        for key in self.store.list_admin_keys():
+            if admin_key_matches(value, [key]):
+                found = key.id
+        return found
+
+    def admin_key_exists(self, key_id: str) -> bool:
+        return any(k.id == key_id for k in self.store.list_admin_keys())
+
     # -- background work -------------------------------------------------------------------------------
     async def run_background(self) -> None:
         """Poll the store for changes and keep signing keys moving through their lifecycle."""
         last_housekeeping = 0.0
         while True:
             await asyncio.sleep(self.settings.cache_poll_interval)
+            self.activity.sample(self.clock())
             try:
                 await anyio.to_thread.run_sync(self.cache.refresh)
                 if len(self.refusals):

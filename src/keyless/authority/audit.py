@@ -29,7 +29,7 @@ import orjson
 
 from keyless.authority.token.client_auth import MatchedCredential
 
-__all__ = ["AuditFile", "configure_audit_file", "credential_fields", "issued", "refused"]
+__all__ = ["AuditFile", "changed", "configure_audit_file", "credential_fields", "issued", "refused"]
 
 audit = logging.getLogger("keyless.audit")
 
@@ -128,6 +128,32 @@ def refused(
         trace_id,
         correlation_id,
         reason,
+        extra={"audit": event},
+    )
+
+
+def changed(
+    *, source: str, action: str, target: str, actor: str | None, outcome: str, detail: str = ""
+) -> None:
+    """One change to the directory made through the admin API (``source="api"``; the CLI uses it
+    too) or the console (``source="console"``): what, by which admin key (its id, never the key),
+    and whether it was made. ``target`` is a path the server chose, not raw client input."""
+    event = {
+        "event": "directory.changed",
+        "source": source,
+        "action": action,
+        "target": target,
+        "actor": actor,
+        "outcome": outcome,
+        "detail": detail,
+    }
+    audit.info(
+        "directory %s %s source=%s actor=%s outcome=%s",
+        action,
+        target,
+        source,
+        actor,
+        outcome,
         extra={"audit": event},
     )
 

@@ -108,6 +108,7 @@ class TokenFastPath:
 def create_app(authority: Authority, *, background: bool = True) -> TokenFastPath:
     from keyless.authority.http.admin import create_admin_api, graph_error
     from keyless.authority.http.admin.gate import AdminGate
+    from keyless.authority.http.console.app import create_console
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -134,6 +135,7 @@ def create_app(authority: Authority, *, background: bool = True) -> TokenFastPat
     app = Starlette(
         routes=[
             Mount("/admin", app=admin),
+            Mount("/console", app=create_console(authority)),
             Route(
                 "/metrics",
                 AdminGate(

@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keyless import __version__
@@ -31,6 +31,7 @@ from keyless.authority.http.admin import federation as _admin_federation
 from keyless.authority.http.admin import graph_json as gj
 from keyless.authority.http.admin import trustfile as _admin_trustwire
 from keyless.authority.http.admin.common import Unauthorized
+from keyless.authority.http.console.docs import docs_page
 from keyless.authority.trustfile.schema import TrustFileError
 from keyless.errors import AlreadyExists, ConfigurationError, Conflict, Locked, NotFound, StoreUnavailable
 
@@ -143,7 +144,7 @@ def create_admin_api(authority: Authority) -> FastAPI:
         version=__version__,
         description="Tenants, applications and credentials of the keyless authority, shaped like Graph.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served below with self-hosted assets (FastAPI's page loads a CDN)
         redoc_url=None,
         exception_handlers={
             RequestValidationError: _on_validation,
@@ -158,6 +159,12 @@ def create_admin_api(authority: Authority) -> FastAPI:
         },
     )
     api.state.authority = authority
+
+    @api.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> Response:
+        mount = request.scope.get("root_path", "")  # "/admin" in the authority's app
+        return docs_page(f"{mount}/openapi.json", "/console/static")
+
     api.include_router(_admin_directory.router)
     api.include_router(_admin_federation.router)
     api.include_router(

@@ -9,8 +9,8 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from keyless.authority.directory.admin import DirectoryAdmin
-from keyless.authority.explain.dry_run import explain_assertion, issuer_to_fetch
+from keyless.authority._service import Authority
+from keyless.authority.explain.dry_run import Explanation, explain_assertion, issuer_to_fetch
 from keyless.authority.http.admin.common import (
     APP,
     TENANT,
@@ -22,11 +22,11 @@ from keyless.authority.http.admin.common import (
     tenant_or_404,
     value_list,
 )
-from keyless.authority.model import Application, FederatedIdentityCredential
+from keyless.authority.model import Application
 from keyless.errors import MalformedToken, TransportError
 from keyless.jose import DEFAULT_MAX_TOKEN, KeySet, decode_unverified
 
-__all__ = ["router"]
+__all__ = ["explain_live", "router"]
 
 router = APIRouter(prefix="/v1.0", dependencies=[Depends(require_admin)])
 
@@ -39,28 +39,18 @@ class ExplainIn(BaseModel):
     ]
 
 
-def _live_app(
-    admin: DirectoryAdmin, tenant: str, app: str
-) -> tuple[Application, list[FederatedIdentityCredential]]:
-    found = app_or_404(admin, tenant, app)
-    return found, admin.list_fics(found)
-
-
-@router.post(APP + "/explain", tags=["explain"])
-async def explain(request: Request, tenant: str, app: str, body: ExplainIn) -> Json:
-    """Dry-run the token endpoint's federated-assertion check against this application, step by step,
-    with the AADSTS code it would answer and the fix. Nothing is recorded or consumed. The issuer's
-    keys are fetched (through the same cache as the token endpoint) only when a credential of the
-    application names the assertion's issuer."""
-    authority = authority_of(request)
+async def explain_live(authority: Authority, found: Application, tenant: str, assertion: str) -> Explanation:
+    """The dry run against ``found``'s stored credentials, fetching the issuer's keys through the
+    token endpoint's cache only when a credential names the issuer: one implementation behind the
+    admin API, ``keyless explain`` and the console."""
     settings = authority.settings
-    found, fics = await anyio.to_thread.run_sync(_live_app, authority.admin, tenant, app)
+    fics = await anyio.to_thread.run_sync(authority.admin.list_fics, found)
     keys: KeySet | None = None
     key_error: str | None = None
-    issuer = issuer_to_fetch(body.assertion, fics)
+    issuer = issuer_to_fetch(assertion, fics)
     if issuer is not None:
         try:
-            kid = decode_unverified(body.assertion)[0].get("kid")
+            kid = decode_unverified(assertion)[0].get("kid")
             keys = await authority.issuer_keys.get(
                 issuer,
                 kid if isinstance(kid, str) else None,
@@ -70,8 +60,8 @@ async def explain(request: Request, tenant: str, app: str, body: ExplainIn) -> J
             key_error = str(exc)
         except MalformedToken:
             pass
-    explanation = explain_assertion(
-        body.assertion,
+    return explain_assertion(
+        assertion,
         fics,
         now=authority.clock(),
         keys=keys,
@@ -82,6 +72,17 @@ async def explain(request: Request, tenant: str, app: str, body: ExplainIn) -> J
         app=found.app_id,
         tenant=tenant,
     )
+
+
+@router.post(APP + "/explain", tags=["explain"])
+async def explain(request: Request, tenant: str, app: str, body: ExplainIn) -> Json:
+    """Dry-run the token endpoint's federated-assertion check against this application, step by step,
+    with the AADSTS code it would answer and the fix. Nothing is recorded or consumed. The issuer's
+    keys are fetched (through the same cache as the token endpoint) only when a credential of the
+    application names the assertion's issuer."""
+    authority = authority_of(request)
+    found = await anyio.to_thread.run_sync(app_or_404, authority.admin, tenant, app)
+    explanation = await explain_live(authority, found, tenant, body.assertion)
     return {
         "application": {"appId": found.app_id, "displayName": found.display_name},
         **explanation.to_json(),
