@@ -5,7 +5,9 @@ resolved on the CLI's side, and clear failures (file:line, unreachable server)."
 from __future__ import annotations
 
 import json
+import shutil
 import ssl
+import subprocess
 import threading
 from pathlib import Path
 
@@ -309,3 +311,23 @@ def test_apply_while_another_apply_holds_the_lock_says_so(tmp_path: Path, names:
         assert "another apply is in progress" in result.output
         assert "wait for the other apply to finish" in result.output
         assert Cli(authority.data_dir)("apply", "-f", str(trust_file(tmp_path, names))).exit_code == 0
+
+
+def test_export_writes_the_trust_graph_as_dot_and_mermaid(cli: Cli, names: Names, tmp_path: Path) -> None:
+    changes(cli, "apply", "-f", str(trust_file(tmp_path, names, fics=GITHUB_FIC)))
+    dot = cli("export", "--tenant", names.tenant_id, "--format", "dot")
+    assert dot.exit_code == 0, dot.stderr
+    text = dot.stdout
+    assert text.startswith('digraph "Fabrikam" {')
+    assert 'label="github-main\\nrepo:fabrikam/app:ref:refs/heads/main", shape=note' in text
+    assert '[label="https://accounts.google.com", shape=ellipse]' in text
+    assert 'label="Blob.Read", style=dashed' in text  # caller holds Blob.Read on blob-api
+    if shutil.which("dot"):
+        rendered = subprocess.run(["dot", "-Tsvg"], input=text, capture_output=True, text=True, check=False)
+        assert rendered.returncode == 0, rendered.stderr
+    mermaid = cli("export", "--tenant", names.tenant_id, "--format", "mermaid").stdout
+    assert mermaid.startswith("flowchart LR\n")
+    assert '"github-main<br/>repo:fabrikam/app:ref:refs/heads/main"' in mermaid
+    assert '-.->|"Blob.Read"|' in mermaid
+    written = cli("export", "--tenant", names.tenant_id, "--format", "mermaid", "-o", str(tmp_path / "g.mmd"))
+    assert written.exit_code == 0 and (tmp_path / "g.mmd").read_text() == mermaid

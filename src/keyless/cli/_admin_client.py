@@ -197,7 +197,10 @@ def call(client: AdminClient, method: str, path: str, **kwargs: Any) -> Any:
     _require_keyless(client.base_url, response)
     status = response.status_code
     if status < 400:
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        is_json = response.headers.get("content-type", "application/json").startswith("application/json")
+        return response.json() if is_json else response.text  # e.g. the trust graph as dot
     if status == 400:
         located = _problems(response)
         if located:

@@ -9,10 +9,12 @@ exactly as ``keyless serve --trust FILE`` does. See docs/trust-file.md.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import typer
@@ -188,9 +190,20 @@ def export_yaml(document: dict[str, Any], source: str) -> str:
     return header + body
 
 
+class ExportFormat(enum.StrEnum):
+    YAML = "yaml"
+    DOT = "dot"
+    MERMAID = "mermaid"
+
+
 def export_command(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file (default: stdout)."),
     tenants: list[str] | None = typer.Option(None, "--tenant", help="Only this tenant; repeat for more."),
+    export_format: ExportFormat = typer.Option(
+        ExportFormat.YAML,
+        "--format",
+        help="yaml (a trust file), or the trust graph as dot (Graphviz) or mermaid.",
+    ),
     wait: float = WAIT,
     url: str | None = URL,
     admin_key: str | None = ADMIN_KEY,
@@ -199,19 +212,28 @@ def export_command(
 ) -> None:
     """Write the authority's current state as a trust file (plan on it shows no changes).
 
+    With --format dot or mermaid: who trusts whom instead (applications, federated credentials,
+    issuers, app roles held), for documents.
+
     Examples:
 
     \b
       keyless export -o trust.yaml
       keyless export --tenant contoso.example --json
+      keyless export --format dot | dot -Tsvg > trust.svg
+      keyless export --format mermaid --tenant contoso.example
     """
     with Target(url, admin_key, data_dir).session() as session:
         if wait:
             session.wait(wait)
-        with progress("exporting ..."):
-            document = session.call("GET", "/trust/export", params={"tenant": tenants or []})
-        base = session.client.base_url
-    text = _json_text(document) if as_json else export_yaml(document, base)
+        if export_format != ExportFormat.YAML:
+            text = _graphs(session, tenants, export_format.value)
+            document: dict[str, Any] = {"tenants": []}
+        else:
+            with progress("exporting ..."):
+                document = session.call("GET", "/trust/export", params={"tenant": tenants or []})
+            base = session.client.base_url
+            text = _json_text(document) if as_json else export_yaml(document, base)
     if output is None:
         typer.echo(text, nl=False)
         return
@@ -219,8 +241,25 @@ def export_command(
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"cannot write {output}: {exc.strerror}") from None
+    if export_format != ExportFormat.YAML:
+        out().print(f"wrote {escape(str(output))}: the trust graph as {export_format.value}")
+        return
     count = sum(len(t.get("applications", [])) for t in document["tenants"])
     out().print(f"wrote {escape(str(output))}: {len(document['tenants'])} tenant(s), {count} application(s)")
+
+
+def _graphs(session: Any, tenants: list[str] | None, export_format: str) -> str:
+    """Each tenant's trust graph as text (every tenant's when none is named)."""
+    refs = tenants or [t["id"] for t in session.call("GET", "/tenants")["value"]]
+    texts = [
+        str(
+            session.call(
+                "GET", f"/tenants/{quote(ref, safe='')}/trustGraph", params={"format": export_format}
+            )
+        )
+        for ref in refs
+    ]
+    return "\n".join(texts)
 
 
 def _json_text(document: dict[str, Any]) -> str:

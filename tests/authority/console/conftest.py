@@ -44,3 +44,11 @@ def console(
     response = sign_in(browser_client, authority.admin_key())
     assert response.status_code == 303, response.text
     return browser_client
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Each phase's report on the test item, so a fixture can screenshot a failed test's page."""
+    report: pytest.TestReport = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -195,3 +195,64 @@ def test_the_api_docs_load_only_from_this_server(console: httpx.Client) -> None:
         "/console/static/docs.js",
     ):
         assert console.get(asset).status_code == 200
+
+
+def test_the_trust_graph_stays_readable_at_200_applications(
+    console: httpx.Client, authority: RunningAuthority, federation: Federation
+) -> None:
+    admin = authority.admin
+    for i in range(200):
+        app = admin.create_application(federation.tenant_id, f"svc-{i:03}")
+        admin.create_fic(
+            app,
+            name="github",
+            issuer="https://token.actions.githubusercontent.com",
+            subject=f"repo:contoso/svc-{i:03}:ref:refs/heads/main",
+        )
+    page = console.get(f"/console/tenants/{federation.tenant_id}/graph")
+    assert page.status_code == 200
+    assert "202 applications" in page.text and "show every credential" in page.text
+    assert page.text.count('class="node fic"') == 0  # collapsed: one arrow per application and issuer
+    assert page.text.count('class="node app"') == 202
+    found = console.get(f"/console/tenants/{federation.tenant_id}/graph", params={"q": "svc-042"})
+    assert "1 applications" in found.text and found.text.count('class="node fic"') == 1
+    expanded = console.get(f"/console/tenants/{federation.tenant_id}/graph", params={"expand": "1"})
+    assert expanded.text.count('class="node fic"') == 201
+
+
+def test_a_credential_and_a_role_are_edited_through_the_forms(
+    console: httpx.Client, authority: RunningAuthority, federation: Federation
+) -> None:
+    page = f"/console/tenants/{federation.tenant_id}/apps/{federation.client.app_id}"
+    csrf = csrf_of(console.get(page).text)
+    (fic,) = authority.admin.list_fics(federation.client)
+    edit = {
+        "csrf": csrf,
+        "issuer": fic.issuer,
+        "expression": "claims['sub'] matches '1122334455*'",
+        "audience": "api://AzureADTokenExchange",
+        "allow_broad_match": "1",
+    }
+    assert console.post(f"{page}/fics/{fic.id}", data=edit).headers["location"].endswith("done=fic-updated")
+    (updated,) = authority.admin.list_fics(federation.client)
+    assert (
+        updated.subject is None
+        and updated.claims_matching_expression == "claims['sub'] matches '1122334455*'"
+    )
+    held = [a for a in authority.admin.list_role_assignments(federation.tenant_id)]
+    assert len(held) == 1
+    removed = console.post(f"{page}/roles/{held[0].id}/delete", data={"csrf": csrf})
+    assert removed.headers["location"].endswith("done=role-removed")
+    assert authority.admin.list_role_assignments(federation.tenant_id) == []
+    added = console.post(
+        f"{page}/roles", data={"csrf": csrf, "resource": federation.resource.app_id, "role": "Blob.Write"}
+    )
+    assert added.headers["location"].endswith("done=role-assigned")
+    wrong = console.post(
+        f"{page}/roles", data={"csrf": csrf, "resource": federation.resource.app_id, "role": "Blob.Nope"}
+    )
+    assert (
+        wrong.status_code == 400
+        and "Permission being assigned was not found" in wrong.text
+        or wrong.status_code == 400
+    )

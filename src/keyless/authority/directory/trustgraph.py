@@ -157,8 +157,10 @@ def to_mermaid(graph: TrustGraph) -> str:
     lines = ["flowchart LR"]
     for node in graph.nodes:
         opening, closing = shapes[node.kind]
-        text = node.label if node.kind != "credential" else f"{node.label}<br/>{node.detail}"
-        lines.append(f'  {ids[node.id]}{opening}"{_mermaid_text(text)}"{closing}')
+        text = _mermaid_text(node.label)
+        if node.kind == "credential":
+            text += "<br/>" + _mermaid_text(node.detail)
+        lines.append(f'  {ids[node.id]}{opening}"{text}"{closing}')
     for edge in graph.edges:
         arrow = "-.->" if edge.kind == "holds-role" else "-->"
         label = f'|"{_mermaid_text(edge.label)}"|' if edge.label else ""

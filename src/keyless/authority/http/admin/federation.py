@@ -4,11 +4,13 @@ assignments, signing keys, and trust documents (plan, apply, export)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from keyless.authority.directory.admin import DirectoryAdmin
+from keyless.authority.directory.trustgraph import build_trust_graph, to_dot, to_mermaid
 from keyless.authority.http.admin import graph_json as gj
 from keyless.authority.http.admin.common import (
     FICS,
@@ -206,6 +208,35 @@ def rotate_signing_key(admin: Admin, tenant: str, body: Annotated[RotateIn | Non
     """Add a key, published now, that starts signing after ``publishDelaySeconds`` (default: the setting)."""
     delay = body.publish_delay_seconds if body else None
     return gj.signing_key_json(admin.rotate_keys(tenant_or_404(admin, tenant).id, publish_delay=delay))
+
+
+# -- the trust graph ----------------------------------------------------------------------------------
+
+
+@router.get(TENANT + "/trustGraph", tags=["trust"], response_model=None)
+def trust_graph(
+    request: Request,
+    admin: Admin,
+    tenant: str,
+    format: Annotated[Literal["dot", "mermaid", "json"], Query(description="dot, mermaid or json")] = "json",
+    q: Annotated[str, Query(max_length=200, description="Only what contains this text")] = "",
+) -> Json | PlainTextResponse:
+    """Who trusts whom in the tenant: applications, their federated credentials, the issuers those
+    name, and app roles held between applications; as Graphviz ``dot``, a Mermaid flowchart, or JSON."""
+    found = tenant_or_404(admin, tenant)
+    view = authority_of(request).directory().tenant(found.id)
+    if view is None:  # written a moment ago on another node: the next poll brings it
+        raise NotFound(f"Tenant '{tenant}' is not in this node's directory yet.")
+    graph = build_trust_graph(view, q)
+    if format == "dot":
+        return PlainTextResponse(to_dot(graph), media_type="text/vnd.graphviz")
+    if format == "mermaid":
+        return PlainTextResponse(to_mermaid(graph), media_type="text/plain")
+    return {
+        "tenant": graph.tenant,
+        "nodes": [dataclasses.asdict(n) for n in graph.nodes],
+        "edges": [dataclasses.asdict(e) for e in graph.edges],
+    }
 
 
 # -- trust documents ----------------------------------------------------------------------------------

@@ -74,8 +74,8 @@ def key_timeline(
     (published until every token it signed has expired), with a line at now."""
     if not keys:
         return Markup('<p class="muted">No signing keys.</p>')
-    start = min(k.created_at for k in keys)
-    end = max([now + 3600.0] + [(k.retired_at or now) + token_lifetime for k in keys])
+    start = min([now - 3600.0] + [k.created_at for k in keys])
+    end = max([now + (now - start) / 4] + [(k.retired_at or now) + token_lifetime for k in keys])
     span = max(end - start, 1.0)
     row = 22
     height = 30 + row * len(keys)
@@ -92,7 +92,7 @@ def key_timeline(
     for i, key in enumerate(sorted(keys, key=lambda k: k.created_at)):
         y = 10 + i * row
         state = _STATE_CLASS.get(key.state, "pending")
-        parts.append(f'<text class="tick" x="4" y="{y + 13}">{escape(key.kid[:18])} ({state})</text>')
+        parts.append(f'<text class="tick" x="4" y="{y + 13}">{escape(key.kid[:12])}… ({state})</text>')
         published_end = key.activates_at if key.state != KeyState.PENDING else now
         parts.append(
             f'<rect class="published" x="{x(key.created_at):.1f}" y="{y}" '
@@ -100,7 +100,7 @@ def key_timeline(
             f"{_hhmm(key.created_at)}</title></rect>"
         )
         if key.state != KeyState.PENDING:
-            signing_end = key.retired_at or now
+            signing_end = key.retired_at or end  # a signing key goes on signing
             parts.append(
                 f'<rect class="active" x="{x(key.activates_at):.1f}" y="{y}" '
                 f'width="{max(x(signing_end) - x(key.activates_at), 1):.1f}" height="16"><title>signing from '

@@ -48,7 +48,7 @@ class SecurityHeaders:
 def docs_page(openapi_url: str, static_root: str) -> HTMLResponse:
     """The admin API's docs (Swagger UI), every asset from this server (works offline)."""
     body = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>keyless admin API</title>
+<html lang="en"><head><meta charset="utf-8"><title>keyless admin API</title><link rel="icon" href="data:,">
 <link rel="stylesheet" href="{static_root}/swagger/swagger-ui.css"></head>
 <body><main><div id="swagger-ui" data-openapi="{openapi_url}"></div></main>
 <script src="{static_root}/swagger/swagger-ui-bundle.js"></script>

@@ -47,7 +47,7 @@ def render_graph(graph: TrustGraph, *, app_links: dict[str, str], expanded: bool
     width = _ISSUER_X + _BOX_W + 20 if show_fics else _FIC_X + _BOX_W + 20
     issuer_x = _ISSUER_X if show_fics else _FIC_X
     parts = [
-        f'<svg class="graph" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'<svg class="graph" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="group" '
         'aria-labelledby="graph-t graph-d">',
         f'<title id="graph-t">Trust graph of {escape(graph.tenant)}</title>',
         f'<desc id="graph-d">{len(apps)} applications, {len(fics)} federated credentials, {len(issuers)} '

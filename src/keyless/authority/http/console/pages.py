@@ -129,8 +129,10 @@ class Pages:
                     )
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"{root}/sign-in?{urlencode({'next': target})}", status_code=303)
-            if request.method == "POST":
-                form = await request.form(max_files=1, max_fields=40, max_part_size=DEFAULT_MAX_TOKEN + 1024)
+            if request.method != "POST":
+                return await handler(request, session)
+            form = await request.form(max_files=1, max_fields=40, max_part_size=DEFAULT_MAX_TOKEN + 1024)
+            try:
                 if not same_token(_text(form, "csrf"), session.csrf):
                     return self.message(
                         request,
@@ -139,7 +141,9 @@ class Pages:
                         "The form's CSRF token is missing or wrong: reload the page.",
                         session,
                     )
-            return await handler(request, session)
+                return await handler(request, session)
+            finally:
+                await form.close()  # an uploaded file's temporary file
 
         return guarded
 
