@@ -14,6 +14,7 @@ BENCHES = [
     ("credential", ["bench.bench_credential"]),
     ("directory", ["bench.bench_directory"]),
     ("trust rules", ["bench.bench_matching"]),
+    ("console", ["bench.bench_console"]),
 ]
 
 

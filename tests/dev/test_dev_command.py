@@ -118,6 +118,9 @@ def test_ctrl_c_stops_every_server_cleanly(tmp_path: Path) -> None:
     assert process.returncode == 0, err
     assert "stopping" in out
     assert "Traceback" not in err
+    # the console's address and where its sign-in key is, as the README's tour says
+    assert f"https://localhost:{authority}/console" in out
+    assert f"sign in with the key in {(tmp_path / 'admin.key').resolve()}" in " ".join(out.split())
     for port in (authority, metadata, api):  # every port is free again
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", port))

@@ -37,6 +37,10 @@ def _seed_trust() -> Path:
 def _announce(dev: DevStack) -> None:
     console.rule("[bold green]keyless dev is serving")
     console.print(f"  authority        {dev.authority_url}   (admin API: {dev.authority_url}/admin/docs)")
+    from keyless.authority import ADMIN_KEY_FILE
+
+    key_file = dev.data_dir.resolve() / ADMIN_KEY_FILE
+    console.print(f"  console          {dev.authority_url}/console   (sign in with the key in {key_file})")
     console.print(f"  metadata server  http://{dev.metadata_host}   (plays Cloud Run's)")
     console.print(f"  blob-api         {dev.api_url}   (behind the guard)")
     console.print(f"  tenant {dev.tenant_id}, caller {dev.client_id}, scope {dev.scope}", highlight=False)
