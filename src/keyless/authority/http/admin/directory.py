@@ -40,6 +40,7 @@ from keyless.authority.http.admin.models import (
     changes,
     check_read_only,
 )
+from keyless.authority.http.admin.schemas import RESPONSES
 from keyless.errors import ConfigurationError
 from keyless.jose import load_certificate
 
@@ -51,12 +52,14 @@ router = APIRouter(prefix="/v1.0", dependencies=[Depends(require_admin)])
 # -- tenants ------------------------------------------------------------------------------------------
 
 
-@router.get("/tenants", tags=["tenants"])
+@router.get("/tenants", tags=["tenants"], response_model=None, responses=RESPONSES["list_tenants"])
 def list_tenants(admin: Admin) -> Json:
     return value_list([gj.tenant_json(t) for t in admin.list_tenants()])
 
 
-@router.post("/tenants", status_code=201, tags=["tenants"])
+@router.post(
+    "/tenants", status_code=201, tags=["tenants"], response_model=None, responses=RESPONSES["create_tenant"]
+)
 def create_tenant(request: Request, admin: Admin, body: TenantCreate) -> Json:
     """``detailedErrors`` defaults to on in development mode (KEYLESS_DEV_MODE), else off (as Entra)."""
     detailed = body.detailed_errors
@@ -71,7 +74,7 @@ def create_tenant(request: Request, admin: Admin, body: TenantCreate) -> Json:
     return gj.tenant_json(tenant)
 
 
-@router.get(TENANT, tags=["tenants"])
+@router.get(TENANT, tags=["tenants"], response_model=None, responses=RESPONSES["get_tenant"])
 def get_tenant(admin: Admin, tenant: str, response: Response) -> Json:
     found = tenant_or_404(admin, tenant)
     set_etag(response, found.version)
@@ -107,13 +110,24 @@ def delete_tenant(admin: Admin, tenant: str) -> Response:
 # -- applications -------------------------------------------------------------------------------------
 
 
-@router.get(TENANT + "/applications", tags=["applications"])
+@router.get(
+    TENANT + "/applications",
+    tags=["applications"],
+    response_model=None,
+    responses=RESPONSES["list_applications"],
+)
 def list_applications(admin: Admin, tenant: str) -> Json:
     apps = admin.list_applications(tenant_or_404(admin, tenant).id)
     return value_list([gj.application_json(a) for a in apps])
 
 
-@router.post(TENANT + "/applications", status_code=201, tags=["applications"])
+@router.post(
+    TENANT + "/applications",
+    status_code=201,
+    tags=["applications"],
+    response_model=None,
+    responses=RESPONSES["create_application"],
+)
 def create_application(admin: Admin, tenant: str, body: ApplicationCreate) -> Json:
     found = tenant_or_404(admin, tenant)
     roles = [r.to_model() for r in body.app_roles]
@@ -129,7 +143,7 @@ def create_application(admin: Admin, tenant: str, body: ApplicationCreate) -> Js
     return gj.application_json(app)
 
 
-@router.get(APP, tags=["applications"])
+@router.get(APP, tags=["applications"], response_model=None, responses=RESPONSES["get_application"])
 def get_application(admin: Admin, tenant: str, app: str, response: Response) -> Json:
     found = app_or_404(admin, tenant, app)
     set_etag(response, found.version)
@@ -175,7 +189,9 @@ def delete_application(admin: Admin, tenant: str, app: str) -> Response:
 # -- password and key credentials ---------------------------------------------------------------------
 
 
-@router.post(APP + "/addPassword", tags=["credentials"])
+@router.post(
+    APP + "/addPassword", tags=["credentials"], response_model=None, responses=RESPONSES["add_password"]
+)
 def add_password(
     request: Request,
     admin: Admin,
@@ -204,7 +220,12 @@ def remove_password(admin: Admin, tenant: str, app: str, body: RemovePasswordIn)
     return no_content()
 
 
-@router.get(APP + "/passwordCredentials", tags=["credentials"])
+@router.get(
+    APP + "/passwordCredentials",
+    tags=["credentials"],
+    response_model=None,
+    responses=RESPONSES["list_passwords"],
+)
 def list_passwords(admin: Admin, tenant: str, app: str) -> Json:
     found = app_or_404(admin, tenant, app)
     return value_list([gj.secret_json(s) for s in admin.list_secrets(found)])
@@ -220,13 +241,24 @@ def _certificate_bytes(key: str) -> bytes:
         raise ConfigurationError("key: not a PEM certificate nor base64 of a DER one.") from None
 
 
-@router.get(APP + "/keyCredentials", tags=["credentials"])
+@router.get(
+    APP + "/keyCredentials",
+    tags=["credentials"],
+    response_model=None,
+    responses=RESPONSES["list_key_credentials"],
+)
 def list_key_credentials(admin: Admin, tenant: str, app: str) -> Json:
     found = app_or_404(admin, tenant, app)
     return value_list([gj.certificate_json(c) for c in admin.list_certificates(found)])
 
 
-@router.post(APP + "/keyCredentials", status_code=201, tags=["credentials"])
+@router.post(
+    APP + "/keyCredentials",
+    status_code=201,
+    tags=["credentials"],
+    response_model=None,
+    responses=RESPONSES["add_key_credential"],
+)
 def add_key_credential(admin: Admin, tenant: str, app: str, body: KeyCredentialIn) -> Json:
     found = app_or_404(admin, tenant, app)
     try:

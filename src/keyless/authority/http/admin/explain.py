@@ -22,6 +22,7 @@ from keyless.authority.http.admin.common import (
     tenant_or_404,
     value_list,
 )
+from keyless.authority.http.admin.schemas import RESPONSES
 from keyless.authority.model import Application
 from keyless.errors import MalformedToken, TransportError
 from keyless.jose import DEFAULT_MAX_TOKEN, KeySet, decode_unverified
@@ -74,7 +75,7 @@ async def explain_live(authority: Authority, found: Application, tenant: str, as
     )
 
 
-@router.post(APP + "/explain", tags=["explain"])
+@router.post(APP + "/explain", tags=["explain"], response_model=None, responses=RESPONSES["explain"])
 async def explain(request: Request, tenant: str, app: str, body: ExplainIn) -> Json:
     """Dry-run the token endpoint's federated-assertion check against this application, step by step,
     with the AADSTS code it would answer and the fix. Nothing is recorded or consumed. The issuer's
@@ -89,7 +90,7 @@ async def explain(request: Request, tenant: str, app: str, body: ExplainIn) -> J
     }
 
 
-@router.get(TENANT + "/refusals", tags=["explain"])
+@router.get(TENANT + "/refusals", tags=["explain"], response_model=None, responses=RESPONSES["refusals"])
 def refusals(
     request: Request,
     admin: Admin,

@@ -36,6 +36,7 @@ from keyless.authority.http.admin.models import (
     changes,
     check_read_only,
 )
+from keyless.authority.http.admin.schemas import RESPONSES
 from keyless.authority.model import Application, AppRole, FederatedIdentityCredential, Tenant
 from keyless.authority.trustfile import reconcile as trust
 from keyless.errors import ConfigurationError, NotFound
@@ -59,13 +60,19 @@ def _fic_created(request: Request, app: Application, fic: FederatedIdentityCrede
     return {"@odata.context": context, **gj.fic_json(fic)}
 
 
-@fics.get(FICS, tags=["federatedIdentityCredentials"])
+@fics.get(FICS, tags=["federatedIdentityCredentials"], response_model=None, responses=RESPONSES["list_fics"])
 def list_fics(admin: Admin, tenant: str, app: str) -> Json:
     found = app_or_404(admin, tenant, app)
     return value_list([gj.fic_json(f) for f in admin.list_fics(found)])
 
 
-@fics.post(FICS, status_code=201, tags=["federatedIdentityCredentials"])
+@fics.post(
+    FICS,
+    status_code=201,
+    tags=["federatedIdentityCredentials"],
+    response_model=None,
+    responses=RESPONSES["create_fic"],
+)
 def create_fic(request: Request, admin: Admin, tenant: str, app: str, body: FicCreate) -> Json:
     found = app_or_404(admin, tenant, app)
     fic = admin.create_fic(
@@ -84,7 +91,12 @@ def create_fic(request: Request, admin: Admin, tenant: str, app: str, body: FicC
     return _fic_created(request, found, fic)
 
 
-@fics.get(FICS + "/{fic}", tags=["federatedIdentityCredentials"])
+@fics.get(
+    FICS + "/{fic}",
+    tags=["federatedIdentityCredentials"],
+    response_model=None,
+    responses=RESPONSES["get_fic"],
+)
 def get_fic(admin: Admin, tenant: str, app: str, fic: str, response: Response) -> Json:
     found = admin.find_fic(app_or_404(admin, tenant, app), fic)
     set_etag(response, found.version)
@@ -172,14 +184,25 @@ def _find_or_none(admin: DirectoryAdmin, tenant: Tenant, ref: str) -> Applicatio
         return None
 
 
-@router.get(TENANT + "/appRoleAssignments", tags=["appRoleAssignments"])
+@router.get(
+    TENANT + "/appRoleAssignments",
+    tags=["appRoleAssignments"],
+    response_model=None,
+    responses=RESPONSES["list_assignments"],
+)
 def list_assignments(admin: Admin, tenant: str) -> Json:
     found = tenant_or_404(admin, tenant)
     by_sp = {a.service_principal_id: a for a in admin.list_applications(found.id)}
     return value_list([gj.assignment_json(a, by_sp) for a in admin.list_role_assignments(found.id)])
 
 
-@router.post(TENANT + "/appRoleAssignments", status_code=201, tags=["appRoleAssignments"])
+@router.post(
+    TENANT + "/appRoleAssignments",
+    status_code=201,
+    tags=["appRoleAssignments"],
+    response_model=None,
+    responses=RESPONSES["create_assignment"],
+)
 def create_assignment(admin: Admin, tenant: str, body: AssignmentIn) -> Json:
     found = tenant_or_404(admin, tenant)
     client, resource, role = _assignment_parties(admin, found, body)
@@ -198,12 +221,23 @@ def delete_assignment(admin: Admin, tenant: str, assignment: str) -> Response:
 # -- signing keys -------------------------------------------------------------------------------------
 
 
-@router.get(TENANT + "/signingKeys", tags=["signingKeys"])
+@router.get(
+    TENANT + "/signingKeys",
+    tags=["signingKeys"],
+    response_model=None,
+    responses=RESPONSES["list_signing_keys"],
+)
 def list_signing_keys(admin: Admin, tenant: str) -> Json:
     return value_list([gj.signing_key_json(k) for k in admin.signing_keys(tenant_or_404(admin, tenant).id)])
 
 
-@router.post(TENANT + "/signingKeys/rotate", status_code=201, tags=["signingKeys"])
+@router.post(
+    TENANT + "/signingKeys/rotate",
+    status_code=201,
+    tags=["signingKeys"],
+    response_model=None,
+    responses=RESPONSES["rotate_signing_key"],
+)
 def rotate_signing_key(admin: Admin, tenant: str, body: Annotated[RotateIn | None, Body()] = None) -> Json:
     """Add a key, published now, that starts signing after ``publishDelaySeconds`` (default: the setting)."""
     delay = body.publish_delay_seconds if body else None
@@ -247,12 +281,12 @@ TrustBody = Annotated[
 ]
 
 
-@router.post("/trust/plan", tags=["trust"])
+@router.post("/trust/plan", tags=["trust"], response_model=None, responses=RESPONSES["plan_trust"])
 def plan_trust(admin: Admin, document: TrustBody, prune: bool = False) -> Json:
     return trust.plan(admin, trust.parse_trust_document(document), prune=prune).to_json()
 
 
-@router.post("/trust/apply", tags=["trust"])
+@router.post("/trust/apply", tags=["trust"], response_model=None, responses=RESPONSES["apply_trust"])
 def apply_trust(admin: Admin, request: Request, document: TrustBody, prune: bool = False) -> Json:
     lock_timeout = authority_of(request).settings.apply_lock_timeout
     doc = trust.parse_trust_document(document)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 
 from keyless.authority.http.admin.common import Admin, Json, authority_of, require_admin
+from keyless.authority.http.admin.schemas import RESPONSES
 from keyless.authority.trustfile import reconcile as trust
 from keyless.authority.trustfile.wire import from_wire
 
@@ -28,13 +29,17 @@ ResolvedBody = Annotated[
 ]
 
 
-@router.post("/trust/resolved/plan", tags=["trust"])
+@router.post(
+    "/trust/resolved/plan", tags=["trust"], response_model=None, responses=RESPONSES["plan_resolved"]
+)
 def plan_resolved(admin: Admin, document: ResolvedBody, prune: bool = False) -> Json:
     """The changes ``apply`` would make; secret values are compared, never returned."""
     return trust.plan(admin, from_wire(document), prune=prune).to_json()
 
 
-@router.post("/trust/resolved/apply", tags=["trust"])
+@router.post(
+    "/trust/resolved/apply", tags=["trust"], response_model=None, responses=RESPONSES["apply_resolved"]
+)
 def apply_resolved(admin: Admin, request: Request, document: ResolvedBody, prune: bool = False) -> Json:
     """Make the directory match the document (idempotent, one transaction); returns the changes made.
 
