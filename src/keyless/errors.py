@@ -196,6 +196,9 @@ class OAuthError(KeylessError):
         self.detail = detail
         # The federated credential the refusal concerned, "name (id)", when one had matched.
         self.credential: str | None = None
+        # A federated assertion's verified iss, sub and aud (only once its signature checked out),
+        # so admins can compare them with the credentials later; never the token.
+        self.presented: dict[str, object] | None = None
 
     def with_detail(self, detail: str) -> OAuthError:
         self.detail = detail

@@ -164,3 +164,21 @@ def test_explain_shows_each_clause_and_the_condition_with_the_fix(
     assert explanation.aadsts == 700213
     (fix,) = explanation.fixes
     assert fix.keyless is not None and "--expression" in fix.keyless
+
+
+def test_a_refusal_keeps_the_verified_claims_and_only_those(
+    authority: RunningAuthority, flexible: Federation, issuer: TestIssuer
+) -> None:
+    exchange(authority, flexible, issuer.mint(github_claims(sub="repo:contoso/payments:pull_request")))
+    authority.authority.refusals.flush()
+    (verified,) = authority.authority.refusals.recent(None, limit=1)
+    assert verified.presented == {
+        "iss": issuer.url,
+        "sub": "repo:contoso/payments:pull_request",
+        "aud": ["api://AzureADTokenExchange"],
+    }
+    forged = issuer.mint(github_claims(sub="planted-value"), kid="not-a-key-of-the-issuer")
+    exchange(authority, flexible, forged)
+    authority.authority.refusals.flush()
+    (unverified,) = authority.authority.refusals.recent(None, limit=1)
+    assert unverified.aadsts == 7000272 and unverified.presented is None

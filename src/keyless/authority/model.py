@@ -194,6 +194,7 @@ class Refusal:
     correlation_id: str
     endpoint: str  # the request path
     credential: str | None = None  # the federated credential it concerned, "name (id)", if one matched
+    presented: dict[str, Any] | None = None  # a verified assertion's iss, sub, aud (never the token)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -207,4 +208,5 @@ class Refusal:
             "correlationId": self.correlation_id,
             "endpoint": self.endpoint,
             "credential": self.credential,
+            "presented": self.presented,
         }

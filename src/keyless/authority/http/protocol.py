@@ -89,9 +89,24 @@ def _refused(
             reply.correlation_id,
             path,
             exc.credential,
+            _presented(exc.presented, unvalidated),
         )
     )
     return reply.response
+
+
+def _presented(presented: dict[str, object] | None, hide: list[str]) -> dict[str, object] | None:
+    """A verified assertion's iss, sub and aud, each made recordable (one bounded line)."""
+    if presented is None:
+        return None
+    audiences = presented.get("aud")
+    return {
+        "iss": printable(str(presented.get("iss", "")), hide=hide, limit=600),
+        "sub": printable(str(presented.get("sub", "")), hide=hide, limit=600),
+        "aud": [printable(str(a), hide=hide, limit=600) for a in audiences][:10]
+        if isinstance(audiences, list)
+        else [],
+    }
 
 
 def _known(authority: Authority, tenant_ref: str, client_id: str | None) -> tuple[str, str]:

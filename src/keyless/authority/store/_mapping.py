@@ -312,6 +312,7 @@ def refusal_row(refusal: Refusal) -> Values:
         "correlation_id": refusal.correlation_id,
         "endpoint": refusal.endpoint,
         "credential": refusal.credential,
+        "presented": refusal.presented,
     }
 
 
@@ -327,4 +328,5 @@ def refusal_from(row: Row) -> Refusal:
         correlation_id=row["correlation_id"],
         endpoint=row["endpoint"],
         credential=row["credential"],
+        presented=row["presented"],
     )

@@ -254,6 +254,7 @@ refusals = Table(
     Column("correlation_id", String, nullable=False),
     Column("endpoint", String, nullable=False),
     Column("credential", String, nullable=True),  # the credential it concerned: "name (id)"
+    Column("presented", JSON, nullable=True),  # a verified assertion's iss, sub and aud
     Index("ix_refusals_tenant", "tenant"),
 )
 

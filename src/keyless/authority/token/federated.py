@@ -234,6 +234,8 @@ async def run_federated(a: FederatedAssertion, fetch_keys: KeyFetch) -> Federate
         except OAuthError as exc:
             if a.fic is not None:  # matched, then refused (the time window): say which credential
                 exc.concerning(a.fic.name, a.fic.id)
+            if a.key is not None:  # verified claims only: nobody can plant values in the record
+                exc.presented = {"iss": a.iss, "sub": a.sub, "aud": list(a.audiences)}
             raise
     assert a.fic is not None
     return a.fic

@@ -28,13 +28,16 @@ from keyless.authority._paths import ADMIN_KEY_FILE
 from keyless.authority._service import Authority
 from keyless.authority.directory.snapshot import AppView, TenantView
 from keyless.authority.directory.trustgraph import build_trust_graph
+from keyless.authority.explain.dry_run import compare_credentials
+from keyless.authority.explain.fixes import suggest_fixes
+from keyless.authority.explain.report import Comparison, Fix
 from keyless.authority.http.admin.explain import explain_live
 from keyless.authority.http.console.charts import Bar, bar_chart, key_timeline
 from keyless.authority.http.console.graph_svg import COLLAPSE_ABOVE, render_graph
 from keyless.authority.http.console.session import COOKIE, PRE_COOKIE, Session, SessionCodec, same_token
 from keyless.authority.model import FIC_AUDIENCE_DEFAULT, Application, Refusal
 from keyless.authority.token.aadsts import CATALOGUE
-from keyless.errors import AlreadyExists, ConfigurationError, NotFound
+from keyless.errors import AlreadyExists, ConfigurationError, NotFound, OAuthError
 from keyless.jose import DEFAULT_MAX_TOKEN
 
 __all__ = ["Pages"]
@@ -584,6 +587,7 @@ class Pages:
                         "nearest": nearest,
                     }
                 )
+        comparisons, fixes = _compared(refusal, app_view, view.id if view else "")
         entry = CATALOGUE.get(refusal.aadsts or 0)
         explain_link = f"{root}/explain?" + urlencode(
             {"tenant": view.id if view else "", "app": app_view.app.app_id if app_view else ""}
@@ -600,6 +604,8 @@ class Pages:
             app_name=app_view.app.display_name if app_view else "",
             app_link=f"{root}/tenants/{view.id}/apps/{app_view.app.app_id}" if view and app_view else "",
             explain_link=explain_link,
+            comparisons=comparisons,
+            fixes=fixes,
         )
 
     # -- explain ---------------------------------------------------------------------------------------
@@ -672,6 +678,31 @@ class Pages:
             refusal_line=refusal_line,
             app_label=f"{app_view.app.display_name} ({app_view.app.app_id}) in {view.tenant.display_name}",
         )
+
+
+def _compared(refusal: Refusal, app_view: AppView | None, tenant: str) -> tuple[list[Comparison], list[Fix]]:
+    """The refused assertion's verified iss/sub/aud against the application's credentials as they
+    are now, and the fixes: the explain dry run's own comparison and fixes, without the token."""
+    presented = refusal.presented
+    if app_view is None or not presented:
+        return [], []
+    iss, sub = str(presented.get("iss", "")), str(presented.get("sub", ""))
+    audiences = [str(a) for a in presented.get("aud", []) or []]
+    claims = {"iss": iss, "sub": sub, "aud": audiences}
+    comparisons = compare_credentials(app_view.fics, iss, sub, audiences, claims)
+    error = OAuthError(refusal.error, refusal.reason, aadsts=refusal.aadsts, detail=refusal.reason)
+    fixes = suggest_fixes(
+        error,
+        app_view.fics,
+        comparisons,
+        iss=iss,
+        sub=sub,
+        audiences=audiences,
+        claims=claims,
+        app=app_view.app.app_id,
+        tenant=tenant,
+    )
+    return comparisons, fixes
 
 
 def _text(form: FormData, name: str) -> str | None:

@@ -1,5 +1,5 @@
 """Flexible federated credentials (claimsMatchingExpression), CEL conditions, the broad-match
-opt-in, and the credential a refusal concerned.
+opt-in, and, on a refusal, the credential it concerned and the verified iss/sub/aud presented.
 
 Revision ID: 0004
 Revises: 0003
@@ -30,10 +30,12 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("refusals") as batch:
         batch.add_column(sa.Column("credential", sa.String(), nullable=True))
+        batch.add_column(sa.Column("presented", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("refusals") as batch:
+        batch.drop_column("presented")
         batch.drop_column("credential")
     op.execute("DELETE FROM federated_identity_credentials WHERE subject IS NULL")
     with op.batch_alter_table("federated_identity_credentials") as batch:
