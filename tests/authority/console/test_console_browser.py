@@ -238,3 +238,13 @@ def test_keyboard_only_reaches_the_navigation_and_signs_in(visit: Visit, authori
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Overview"
+
+
+def test_an_expired_session_is_sent_back_to_sign_in(visit: Visit, authority: RunningAuthority) -> None:
+    sign_in(visit, authority.admin_key())
+    lifetime = authority.authority.settings.console_session_seconds
+    later = authority.authority.clock() + lifetime + 1
+    authority.authority.clock = lambda: later
+    visit.go("/console/overview")
+    assert "/console/sign-in" in visit.page.url
+    assert visit.page.get_by_label("Admin key").is_visible()

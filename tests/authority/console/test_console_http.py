@@ -11,6 +11,7 @@ import httpx
 import pytest
 from tests._support.authority_server import Federation, RunningAuthority, run_authority
 from tests._support.console import csrf_of, sign_in
+from tests._support.oidc_issuer import TestIssuer
 
 PAGES = ["/console/", "/console/overview", "/console/refusals", "/console/explain"]
 
@@ -252,3 +253,20 @@ def test_a_credential_and_a_role_are_edited_through_the_forms(
         f"{page}/roles", data={"csrf": csrf, "resource": federation.resource.app_id, "role": "Blob.Nope"}
     )
     assert wrong.status_code == 400 and "has no app role &#39;Blob.Nope&#39;" in wrong.text
+
+
+def test_the_explain_box_takes_an_uploaded_file(
+    console: httpx.Client, federation: Federation, issuer: TestIssuer
+) -> None:
+    page = console.get("/console/explain")
+    token = issuer.mint(sub="112233445566778899001")
+    response = console.post(
+        "/console/explain",
+        data={"csrf": csrf_of(page.text), "app": f"{federation.tenant_id}/{federation.client.app_id}"},
+        files={"file": ("token.jwt", token.encode() + b"\n", "application/octet-stream")},
+    )
+    assert response.status_code == 200
+    assert "Accepted: credential <strong>cloud-run</strong> matches" in response.text
+    assert token not in response.text  # the token is not shown back
+    empty = console.post("/console/explain", data={"csrf": csrf_of(page.text), "app": ""})
+    assert empty.status_code == 400 and "Paste a token" in empty.text
